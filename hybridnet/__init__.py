@@ -1,0 +1,20 @@
+"""hybridnet: MXNet 1.x's Python API -- eager NDArrays and declarative Symbols over one operator
+registry and one threaded dependency engine -- in pure Python (numpy, numba, pyzmq).
+
+``import hybridnet as mx`` and MXNet 1.x scripts run unchanged.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from . import base, config, context, engine  # noqa: E402
+from .base import HybridNetError, MXNetError  # noqa: E402
+from .context import Context, cpu, cpu_pinned, current_context, gpu, num_gpus  # noqa: E402
+from . import ops  # noqa: E402
+from . import autograd  # noqa: E402
+from . import ndarray  # noqa: E402
+from . import ndarray as nd  # noqa: E402
+
+__all__ = ["base", "config", "context", "engine", "ops", "autograd", "ndarray", "nd",
+           "Context", "cpu", "gpu", "cpu_pinned", "current_context", "num_gpus",
+           "HybridNetError", "MXNetError"]

@@ -1,0 +1,391 @@
+"""``mx.autograd``: imperative gradients over the same registry operators.
+
+Inside ``with autograd.record():`` every eager operator whose inputs need gradients is put on a
+tape (a graph of ``Node``s hanging off the output arrays). ``backward`` walks it in reverse,
+calling each operator's registered ``backward`` through the engine -- the same functions the
+Executor uses -- and writes or adds the results into the ``.grad`` of arrays marked with
+``attach_grad`` (or ``mark_variables``).
+
+Example::
+
+    x = mx.nd.array([1., 2., 3.]); x.attach_grad()
+    with mx.autograd.record():
+        y = (x * x).sum()
+    y.backward()
+    x.grad          # [2. 4. 6.]
+"""
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+
+from .base import HybridNetError, ShapeError, shape_str
+
+__all__ = ["record", "pause", "train_mode", "predict_mode", "is_recording", "is_training",
+           "set_recording", "set_training", "mark_variables", "backward", "grad", "get_symbol",
+           "Function", "GradInfo"]
+
+
+class _State(threading.local):
+    recording = False
+    training = False
+
+
+_state = _State()
+
+
+class GradInfo:
+    """``NDArray._ag`` of an array whose gradient is wanted: its buffer and grad_req."""
+    __slots__ = ("grad", "grad_req")
+
+    def __init__(self, grad, grad_req: str):
+        self.grad, self.grad_req = grad, grad_req
+
+    def __repr__(self):
+        return f"GradInfo(grad_req={self.grad_req!r})"
+
+
+def is_recording() -> bool:
+    """Whether operators are being recorded for gradients (thread-local)."""
+    return _state.recording
+
+
+def is_training() -> bool:
+    """Whether operators run in training mode (Dropout drops, BatchNorm uses batch stats)."""
+    return _state.training
+
+
+def set_recording(is_recording: bool) -> bool:  # noqa: A002  (MXNet's argument name)
+    """Turn recording on or off; return the previous state."""
+    old, _state.recording = _state.recording, bool(is_recording)
+    return old
+
+
+def set_training(train_mode: bool) -> bool:
+    """Turn training mode on or off; return the previous state."""
+    old, _state.training = _state.training, bool(train_mode)
+    return old
+
+
+@contextmanager
+def _scope(recording, training):
+    old_r = set_recording(recording) if recording is not None else None
+    old_t = set_training(training) if training is not None else None
+    try:
+        yield
+    finally:
+        if recording is not None:
+            set_recording(old_r)
+        if training is not None:
+            set_training(old_t)
+
+
+def record(train_mode: bool = True):  # noqa: F811  (MXNet's argument name shadows the function)
+    """``with autograd.record():`` records operators for ``backward`` (training mode by default)."""
+    return _scope(True, train_mode)
+
+
+def pause(train_mode: bool = False):
+    """``with autograd.pause():`` stops recording inside a ``record()`` block."""
+    return _scope(False, train_mode)
+
+
+def train_mode():
+    """``with autograd.train_mode():`` runs operators in training mode without recording."""
+    return _scope(None, True)
+
+
+def predict_mode():
+    """``with autograd.predict_mode():`` runs operators in inference mode."""
+    return _scope(None, False)
+
+
+class Node:
+    """One recorded operator call: what its backward needs, and where its inputs came from."""
+    __slots__ = ("op", "p", "inputs", "aux", "out_data", "out_vars", "ctx", "is_train", "freed",
+                 "function")
+
+    def __init__(self, op, p, inputs, aux, outputs, is_train, function=None):
+        self.op, self.p, self.inputs, self.aux = op, p, list(inputs), list(aux)
+        self.out_data = [o._data for o in outputs]
+        self.out_vars = [o._var for o in outputs]
+        self.ctx = outputs[0]._ctx if outputs else None
+        self.is_train, self.freed, self.function = is_train, False, function
+
+
+def _record(op, p, args, aux, outputs, is_train, function=None) -> None:
+    """Put one eager call on the tape (called by the eager invoke path while recording)."""
+    if not any(x._ag is not None for x in args):
+        return                       # nothing upstream wants a gradient: nothing to record
+    node = Node(op, p, args, aux, outputs, is_train, function)
+    for i, o in enumerate(outputs):
+        o._ag = (node, i)
+
+
+def mark_variables(variables, gradients, grad_reqs="write") -> None:
+    """Mark NDArrays as variables whose gradients ``backward`` writes into ``gradients``."""
+    from .ndarray.ndarray import NDArray
+    if isinstance(variables, NDArray):
+        variables, gradients = [variables], [gradients]
+    if isinstance(grad_reqs, str):
+        grad_reqs = [grad_reqs] * len(variables)
+    if not len(variables) == len(gradients) == len(grad_reqs):
+        raise ValueError(f"mark_variables got {len(variables)} variables, {len(gradients)} "
+                         f"gradients and {len(grad_reqs)} grad_reqs; they must match")
+    for var, g, req in zip(variables, gradients, grad_reqs):
+        if req not in ("write", "add", "null"):
+            raise ValueError(f"grad_req must be 'write', 'add' or 'null', got {req!r}")
+        if g.shape != var.shape:
+            raise ShapeError("mark_variables", f"gradient buffer has shape {shape_str(g.shape)}, "
+                                               f"variable has {shape_str(var.shape)}")
+        var._ag = GradInfo(g, req)
+
+
+def _collect(heads):
+    """Nodes reachable from ``heads`` in reverse topological order (heads first)."""
+    order, seen = [], set()
+    for h in heads:
+        entry = h._ag
+        if entry is None or type(entry) is GradInfo:
+            continue
+        stack = [(entry[0], False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                order.append(node)
+                continue
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            stack.append((node, True))
+            for x in node.inputs:
+                e = x._ag
+                if e is not None and type(e) is not GradInfo and id(e[0]) not in seen:
+                    stack.append((e[0], False))
+    order.reverse()
+    return order
+
+
+def _key(x):
+    entry = x._ag
+    return ("v", id(x)) if type(entry) is GradInfo else (id(entry[0]), entry[1])
+
+
+def _run_backward(heads, head_grads, retain_graph, train_mode):
+    """Propagate gradients from ``heads``; return {key: gradient NDArray} and the variables."""
+    from .engine import get_engine
+    from .ndarray.creation import ones, zeros
+    from .ndarray.ndarray import NDArray
+    from .ops import resource
+    from .ops.registry import ZERO_GRAD
+
+    if not isinstance(heads, (list, tuple)):
+        heads = [heads]
+    if head_grads is not None and not isinstance(head_grads, (list, tuple)):
+        head_grads = [head_grads]
+    if head_grads is not None and len(head_grads) != len(heads):
+        raise ValueError(f"backward got {len(heads)} heads but {len(head_grads)} head gradients")
+    grads: dict = {}
+    variables: dict = {}
+    for i, h in enumerate(heads):
+        if h._ag is None:
+            raise HybridNetError(
+                f"cannot differentiate head {i}: it was not computed inside autograd.record() "
+                f"from arrays with attach_grad()")
+        hg = None if head_grads is None else head_grads[i]
+        if hg is None:
+            hg = ones(h.shape, h._ctx, h._data.dtype)
+        elif hg.shape != h.shape:
+            raise ShapeError("backward", f"head gradient {i} has shape {shape_str(hg.shape)}, "
+                                         f"expected {shape_str(h.shape)} like its head")
+        if type(h._ag) is GradInfo:
+            variables[("v", id(h))] = h
+        key = _key(h)
+        grads[key] = grads[key] + hg if key in grads else hg
+    engine = get_engine()
+    nodes = _collect(heads)
+    for node in nodes:
+        if node.freed:
+            raise HybridNetError("the recorded graph was already freed by an earlier backward; "
+                                 "pass retain_graph=True to the first backward to run it twice")
+    with _scope(False, train_mode):
+        for node in nodes:
+            n_out = len(node.out_data)
+            out_grads = [grads.pop((id(node), i), None) for i in range(n_out)]
+            if all(g is None for g in out_grads):
+                continue
+            want = [x._ag is not None for x in node.inputs]
+            if not any(want):
+                continue
+            op = node.op
+            if op.backward is None:
+                raise HybridNetError(f"operator {op.name} is not differentiable; use "
+                                     f"stop_gradient (BlockGrad) on its output or input")
+            if op.backward is ZERO_GRAD:
+                continue
+            n_visible = len(op.output_names(node.p))
+            for i in range(n_visible):
+                if out_grads[i] is None:
+                    out_grads[i] = zeros(node.out_data[i].shape, node.ctx, node.out_data[i].dtype)
+            in_grads = [zeros(x.shape, x._ctx, x._data.dtype) if w else None
+                        for x, w in zip(node.inputs, want)]
+            if node.function is not None:
+                node.function._backward_into(out_grads[:n_visible], in_grads)
+            else:
+                _push_node_backward(engine, resource, node, out_grads, in_grads, want)
+            for x, g in zip(node.inputs, in_grads):
+                if g is None:
+                    continue
+                key = _key(x)
+                if type(x._ag) is GradInfo:
+                    variables[key] = x
+                grads[key] = grads[key] + g if key in grads else g
+            if not retain_graph:
+                node.freed = True
+    if not retain_graph:
+        for node in nodes:
+            node.inputs, node.aux, node.out_data = [], [], []
+    return grads, variables, NDArray
+
+
+def _push_node_backward(engine, resource, node, out_grads, in_grads, want):
+    op, p = node.op, node.p
+    octx = resource.op_context(node.ctx)
+    og = [g._data if g is not None else None for g in out_grads]
+    ins = [x._data for x in node.inputs]
+    aux = [x._data for x in node.aux]
+    outs = node.out_data
+    ig = [g._data if g is not None else None for g in in_grads]
+    req = ["write" if w else "null" for w in want]
+    backward = op.backward
+
+    def run():
+        backward(octx, p, og, ins, outs, aux, ig, req)
+    reads = [g._var for g in out_grads if g is not None] + [x._var for x in node.inputs]
+    reads += node.out_vars + [x._var for x in node.aux]
+    writes = [g._var for g in in_grads if g is not None]
+    if op.random:
+        writes.append(resource.rng_var(node.ctx))
+    engine.push(run, reads, writes, node.ctx, "normal", 0, f"_backward_{op.name}", False)
+
+
+def backward(heads, head_grads=None, retain_graph: bool = False, train_mode: bool = True) -> None:
+    """Compute the gradients of ``heads`` w.r.t. every array marked by ``attach_grad``.
+
+    Args:
+        heads: an NDArray or a list of them (recorded under ``autograd.record()``).
+        head_grads: gradients of the heads (default ones), same shapes as the heads.
+        retain_graph: keep the tape so backward can run again.
+        train_mode: run the operators' backward in training mode.
+    """
+    grads, variables, _ = _run_backward(heads, head_grads, retain_graph, train_mode)
+    for key, x in variables.items():
+        g, info = grads.get(key), x._ag
+        if g is None or type(info) is not GradInfo or info.grad_req == "null":
+            continue
+        if info.grad_req == "add":
+            info.grad += g
+        else:
+            g.copyto(info.grad)
+
+
+def grad(heads, variables, head_grads=None, retain_graph=None, create_graph: bool = False,
+         train_mode: bool = True):
+    """Gradients of ``heads`` w.r.t. ``variables``, returned as new arrays (``.grad`` untouched).
+
+    ``create_graph=True`` (differentiating the gradient again) is not supported: the registry's
+    backward functions are kernels, not recordable graphs.
+    """
+    from .ndarray.creation import zeros
+    from .ndarray.ndarray import NDArray
+    if create_graph:
+        raise HybridNetError("autograd.grad(create_graph=True) is not supported: higher-order "
+                             "gradients are not available in hybridnet")
+    single = isinstance(variables, NDArray)
+    if single:
+        variables = [variables]
+    for i, v in enumerate(variables):
+        if type(v._ag) is not GradInfo:
+            raise HybridNetError(f"variable {i} is not marked for gradients; call attach_grad() "
+                                 f"on it before recording")
+    if retain_graph is None:
+        retain_graph = create_graph
+    grads, _, _ = _run_backward(heads, head_grads, retain_graph, train_mode)
+    out = []
+    for v in variables:
+        g = grads.get(("v", id(v)))
+        out.append(g.copy() if g is not None else zeros(v.shape, v._ctx, v._data.dtype))
+    return out
+
+
+def get_symbol(x):
+    """The recorded computation that produced ``x``, as a Symbol."""
+    if x._ag is None or type(x._ag) is GradInfo:
+        raise HybridNetError("get_symbol needs an array computed under autograd.record()")
+    from .symbol.from_tape import tape_to_symbol
+    return tape_to_symbol(x)
+
+
+class Function:
+    """A differentiable function with a hand-written backward (MXNet's ``autograd.Function``).
+
+    Subclass it, define ``forward(self, *inputs)`` and ``backward(self, *output_grads)`` on
+    NDArrays, and call an instance like a function. ``save_for_backward`` keeps arrays for
+    backward in ``self.saved_tensors``.
+    """
+
+    def __init__(self):
+        self.saved_tensors = ()
+        self._used = False
+
+    def save_for_backward(self, *args):
+        self.saved_tensors = args
+
+    def forward(self, *inputs):
+        raise NotImplementedError
+
+    def backward(self, *output_grads):
+        raise NotImplementedError
+
+    def __call__(self, *inputs):
+        from .ndarray.ndarray import NDArray
+        if self._used:
+            raise HybridNetError("each autograd.Function instance can be called only once; "
+                                 "create a new instance per call")
+        self._used = True
+        with pause(is_training()):
+            outputs = self.forward(*inputs)
+        single = isinstance(outputs, NDArray)
+        outs = [outputs] if single else list(outputs)
+        if is_recording():
+            _record(_FunctionOp(type(self).__name__, len(outs)), None, list(inputs), [], outs,
+                    is_training(), function=self)
+        return outputs
+
+    def _backward_into(self, out_grads, in_grads):
+        with pause(is_training()):
+            result = self.backward(*out_grads)
+        from .ndarray.ndarray import NDArray
+        result = [result] if isinstance(result, NDArray) else list(result)
+        if len(result) != len(in_grads):
+            raise HybridNetError(f"{type(self).__name__}.backward returned {len(result)} "
+                                 f"gradients for {len(in_grads)} inputs")
+        for dst, src in zip(in_grads, result):
+            if dst is not None:
+                if src.shape != dst.shape:
+                    raise ShapeError(type(self).__name__, f"backward returned a gradient of "
+                                     f"shape {shape_str(src.shape)} for an input of shape "
+                                     f"{shape_str(dst.shape)}")
+                src.copyto(dst)
+
+
+class _FunctionOp:
+    """Stands in for an OpDef on the tape for an ``autograd.Function`` call."""
+    is_loss, random = False, False
+    backward = True
+
+    def __init__(self, name, n_out):
+        self.name, self._n = name, n_out
+
+    def output_names(self, p):
+        return [f"output{i}" for i in range(self._n)]

@@ -1,0 +1,93 @@
+"""Array creation: ``zeros, ones, full, empty, arange, linspace, eye, *_like, moveaxis``.
+
+Constant arrays are filled at once (their memory is ready the moment they exist), so creating
+them costs no engine work.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ..context import Context, current_context
+from ..ops.params import parse_dtype
+from .ndarray import NDArray, call_op
+
+__all__ = ["zeros", "ones", "full", "arange", "linspace", "eye", "moveaxis"]
+
+
+def _shape(shape) -> tuple:
+    if isinstance(shape, numbers.Integral):
+        return (int(shape),)
+    return tuple(int(d) for d in shape)
+
+
+def _dtype(dtype):
+    return parse_dtype(dtype) if dtype is not None else np.dtype(np.float32)
+
+
+def zeros(shape, ctx: Context | None = None, dtype=None, stype=None, **kwargs) -> NDArray:
+    """An array of zeros: ``mx.nd.zeros((2, 3), ctx=mx.cpu(), dtype='float32')``."""
+    ctx = ctx or current_context()
+    return NDArray(ctx.xp.zeros(_shape(shape), _dtype(dtype)), ctx)
+
+
+def ones(shape, ctx: Context | None = None, dtype=None, **kwargs) -> NDArray:
+    """An array of ones."""
+    ctx = ctx or current_context()
+    return NDArray(ctx.xp.ones(_shape(shape), _dtype(dtype)), ctx)
+
+
+def full(shape, val, ctx: Context | None = None, dtype=np.float32, out=None) -> NDArray:
+    """An array filled with ``val`` (written into ``out`` when given)."""
+    if out is not None:
+        out[:] = val
+        return out
+    ctx = ctx or current_context()
+    return NDArray(ctx.xp.full(_shape(shape), val, _dtype(dtype)), ctx)
+
+
+def arange(start, stop=None, step=1.0, repeat=1, infer_range=False, ctx=None,
+           dtype=np.float32) -> NDArray:
+    """Evenly spaced values in [start, stop), each repeated ``repeat`` times (MXNet's arange)."""
+    if stop is None:
+        start, stop = 0, start
+    if step == 0:
+        raise ValueError("arange: step must not be 0")
+    if int(repeat) < 1:
+        raise ValueError(f"arange: repeat must be >= 1, got {repeat}")
+    values = np.arange(start, stop, step, dtype=np.float64).astype(_dtype(dtype))
+    if repeat != 1:
+        values = np.repeat(values, int(repeat))
+    ctx = ctx or current_context()
+    return NDArray(ctx.xp.asarray(values), ctx)
+
+
+def linspace(start, stop, num, endpoint=True, ctx=None, dtype=np.float32) -> NDArray:
+    """``num`` evenly spaced values from start to stop."""
+    ctx = ctx or current_context()
+    values = np.linspace(start, stop, int(num), endpoint=bool(endpoint)).astype(_dtype(dtype))
+    return NDArray(ctx.xp.asarray(values), ctx)
+
+
+def eye(N, M=0, k=0, ctx=None, dtype=np.float32, **kwargs) -> NDArray:
+    """A 2-D array with ones on the k-th diagonal."""
+    ctx = ctx or current_context()
+    return NDArray(ctx.xp.eye(int(N), int(M) or None, int(k), dtype=_dtype(dtype)), ctx)
+
+
+def moveaxis(tensor: NDArray, source, destination) -> NDArray:
+    """Move axes of ``tensor`` to new positions (a transpose)."""
+    nd = tensor.ndim
+    src = [source] if isinstance(source, numbers.Integral) else list(source)
+    dst = [destination] if isinstance(destination, numbers.Integral) else list(destination)
+    if len(src) != len(dst):
+        raise ValueError("moveaxis: source and destination need the same number of axes")
+    src = [s % nd for s in src]
+    dst = [d % nd for d in dst]
+    order = [n for n in range(nd) if n not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return call_op("transpose", tensor, axes=tuple(order))
+
+

@@ -1,0 +1,14 @@
+"""The operator registry and every operator family.
+
+Importing this package registers all operators; the front ends (``mx.nd``, ``mx.sym``) then
+build their functions from ``list_ops()``. Families live one per module.
+"""
+from __future__ import annotations
+
+from . import binary, elemwise  # noqa: F401  (registration side effects)
+from .params import Param, REQUIRED
+from .registry import (ZERO_GRAD, OpContext, OpDef, Params, assign, find_op, get_op, list_ops,
+                       register)
+
+__all__ = ["OpDef", "Param", "REQUIRED", "ZERO_GRAD", "OpContext", "Params", "assign",
+           "register", "get_op", "find_op", "list_ops"]

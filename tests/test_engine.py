@@ -1,0 +1,247 @@
+"""The dependency engine: ordering, concurrency, failures, bulk, both engine kinds."""
+import random
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import hybridnet as mx
+from hybridnet.engine import NaiveEngine, ThreadedEngine, Var
+from hybridnet.engine.engine import set_engine
+
+
+@pytest.fixture(params=["threaded", "naive"])
+def engine(request):
+    eng = ThreadedEngine(cpu_threads=2, io_threads=2) if request.param == "threaded" \
+        else NaiveEngine()
+    yield eng
+    eng.shutdown()
+
+
+def test_read_after_write_sees_the_write(engine):
+    v, log = Var(), []
+    engine.push(lambda: (time.sleep(0.05), log.append("w")), [], [v])
+    engine.push(lambda: log.append("r"), [v], [])
+    engine.wait_all()
+    assert log == ["w", "r"]
+
+
+def test_write_after_read_waits_for_the_read(engine):
+    v, log = Var(), []
+    engine.push(lambda: (time.sleep(0.05), log.append("r")), [v], [])
+    engine.push(lambda: log.append("w"), [], [v])
+    engine.wait_all()
+    assert log == ["r", "w"]
+
+
+def test_writes_run_in_push_order(engine):
+    v, log = Var(), []
+    for i in range(200):
+        engine.push(lambda i=i: log.append(i), [], [v])
+    engine.wait_for_var(v)
+    assert log == list(range(200))
+
+
+def test_concurrent_readers_run_together():
+    eng = ThreadedEngine(cpu_threads=2)
+    v = Var()
+    barrier = threading.Barrier(2, timeout=5)
+    met = []
+    # two readers of the same var meet at a barrier: only possible if they overlap in time
+    for _ in range(2):
+        eng.push(lambda: met.append(barrier.wait()), [v], [])
+    eng.wait_all()
+    assert sorted(met) == [0, 1]
+    eng.shutdown()
+
+
+def test_unrelated_work_is_not_blocked():
+    eng = ThreadedEngine(cpu_threads=2)
+    slow, fast, gate = Var(), Var(), threading.Event()
+    eng.push(lambda: gate.wait(5), [], [slow])
+    done = []
+    eng.push(lambda: done.append(1), [], [fast])
+    eng.wait_for_var(fast)
+    assert done == [1]
+    gate.set()
+    eng.wait_all()
+    eng.shutdown()
+
+
+def test_exception_is_raised_at_wait_with_operator_name(engine):
+    v = Var()
+
+    def bad():
+        raise KeyError("broken kernel")
+    engine.push(bad, [], [v], name="MyOp")
+    with pytest.raises(KeyError, match="broken kernel") as info:
+        engine.wait_for_var(v)
+    assert any("MyOp" in note for note in getattr(info.value, "__notes__", []))
+
+
+def test_failure_propagates_through_a_chain_and_stays(engine):
+    a, b, c, other = Var(), Var(), Var(), Var()
+    ran = []
+    engine.push(lambda: 1 / 0, [], [a], name="div")
+    engine.push(lambda: ran.append("b"), [a], [b])
+    engine.push(lambda: ran.append("c"), [b], [c])
+    engine.push(lambda: ran.append("other"), [], [other])
+    for _ in range(2):      # a failed var stays failed: every wait raises again
+        with pytest.raises(ZeroDivisionError):
+            engine.wait_for_var(c)
+    engine.wait_for_var(other)
+    assert ran == ["other"]
+
+
+def test_waitall_raises_unobserved_failure_once(engine):
+    v = Var()
+    engine.push(lambda: [][1], [], [v])
+    with pytest.raises(IndexError):
+        engine.wait_all()
+    engine.wait_all()           # already raised: the engine is usable again
+    with pytest.raises(IndexError):
+        engine.wait_for_var(v)  # ...but the array itself stays failed
+
+
+def test_worker_waiting_inside_a_task_does_not_deadlock():
+    eng = ThreadedEngine(cpu_threads=1)
+    a, b = Var(), Var()
+    seen = []
+
+    def outer():
+        # a task that pushes work and waits for it, like a custom op calling asnumpy()
+        eng.push(lambda: seen.append("inner"), [], [b])
+        eng.wait_for_var(b)
+        seen.append("outer")
+    eng.push(outer, [], [a])
+    eng.wait_all()
+    assert seen == ["inner", "outer"]
+    eng.shutdown()
+
+
+def test_waitall_from_inside_engine_work_is_an_error():
+    eng = ThreadedEngine(cpu_threads=1)
+    v = Var()
+    eng.push(lambda: eng.wait_all(), [], [v])
+    with pytest.raises(mx.base.EngineError, match="wait for itself"):
+        eng.wait_for_var(v)
+    eng.shutdown()
+
+
+def test_bulk_merges_pushes_and_keeps_order(engine):
+    v, log = Var(), []
+    with engine.bulk(8):
+        for i in range(20):
+            engine.push(lambda i=i: log.append(i), [], [v])
+    engine.wait_for_var(v)
+    assert log == list(range(20))
+    assert engine.set_bulk_size(4) == 0
+    assert engine.set_bulk_size(0) == 4
+
+
+def _random_program(seed, n_arrays=12, n_ops=1500):
+    rng = random.Random(seed)
+    program = []
+    for _ in range(n_ops):
+        dst = rng.randrange(n_arrays)
+        srcs = rng.sample(range(n_arrays), rng.randint(0, 3))
+        coef = rng.choice([0.5, -1.0, 2.0, 0.25])
+        program.append((dst, srcs, coef))
+    return program
+
+
+def _apply(arrays, step):
+    dst, srcs, coef = step
+    total = arrays[dst] * coef
+    for s in srcs:
+        total = total + np.tanh(arrays[s])
+    arrays[dst][...] = total
+
+
+def test_random_stress_from_several_threads_equals_sequential_numpy():
+    eng = ThreadedEngine(cpu_threads=2, io_threads=2)
+    n_threads, n_arrays = 3, 12
+    rng = np.random.RandomState(0)
+    init = [[rng.standard_normal(5) for _ in range(n_arrays)] for _ in range(n_threads)]
+    programs = [_random_program(t) for t in range(n_threads)]
+    expected = []
+    for t in range(n_threads):
+        arrays = [a.copy() for a in init[t]]
+        for step in programs[t]:
+            _apply(arrays, step)
+        expected.append(arrays)
+    actual = [[a.copy() for a in init[t]] for t in range(n_threads)]
+    variables = [[Var() for _ in range(n_arrays)] for _ in range(n_threads)]
+
+    def pusher(t):
+        for step in programs[t]:
+            dst, srcs, _ = step
+            reads = [variables[t][s] for s in srcs if s != dst]
+            eng.push(lambda step=step: _apply(actual[t], step), reads, [variables[t][dst]],
+                     prop=random.choice(["normal", "io"]))
+    threads = [threading.Thread(target=pusher, args=(t,)) for t in range(n_threads)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    eng.wait_all()
+    for t in range(n_threads):
+        for got, want in zip(actual[t], expected[t]):
+            np.testing.assert_allclose(got, want, rtol=1e-12)
+    eng.shutdown()
+
+
+def _eager_program():
+    rng = np.random.RandomState(1)
+    a = mx.nd.array(rng.standard_normal((4, 5)))
+    b = mx.nd.array(rng.standard_normal((5,)))
+    out = a
+    for i in range(50):
+        out = mx.nd.tanh(out * 0.9 + b) - a / 3
+        if i % 7 == 0:
+            out[1:3] = out[0:2] * 2
+    return out.asnumpy()
+
+
+def test_naive_engine_gives_identical_results():
+    threaded = _eager_program()
+    old = set_engine(NaiveEngine())
+    try:
+        naive = _eager_program()
+    finally:
+        set_engine(old)
+    np.testing.assert_array_equal(threaded, naive)
+
+
+def test_public_push_api_orders_against_arrays():
+    a = mx.nd.zeros((3,))
+    mx.engine.push(lambda: (time.sleep(0.02), a._data.fill(7)), write=[a])
+    b = a + 1
+    assert b.asnumpy().tolist() == [8, 8, 8]
+    with pytest.raises(ValueError, match="prop"):
+        mx.engine.push(lambda: None, prop="fast")
+    with pytest.raises(TypeError, match="NDArrays or engine Vars"):
+        mx.engine.push(lambda: None, read=[np.zeros(3)])
+
+
+def test_eager_error_is_raised_at_read_and_names_the_operator():
+    x = mx.nd.array([1.0, 2.0])
+
+    def boom():
+        raise RuntimeError("kernel exploded")
+    mx.engine.push(boom, write=[x])
+    y = x * 2
+    with pytest.raises(RuntimeError, match="kernel exploded"):
+        y.asnumpy()
+    with pytest.raises(RuntimeError):
+        y.wait_to_read()
+    mx.nd.waitall()             # the error was already raised by a read: waitall is clean
+
+
+def test_waitall_raises_an_eager_error_nobody_read():
+    x = mx.nd.array([1.0, 2.0])
+    mx.engine.push(lambda: 1 / 0, write=[x])
+    _ = x + 1
+    with pytest.raises(ZeroDivisionError):
+        mx.nd.waitall()

@@ -1,0 +1,1 @@
+"""Neural-network layer operators (MXNet's names), one module per family."""

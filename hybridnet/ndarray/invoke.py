@@ -18,27 +18,28 @@ from ..base import HybridNetError, ShapeError, shape_str
 from ..context import Context, current_context
 from ..engine import get_engine
 from ..ops import resource
-from ..ops.registry import OpDef, Params
+from ..ops.registry import OpDef, Params, list_ops
 
 __all__ = ["invoke", "inline_limit"]
 
 _inline = [config.get("HYBRIDNET_ENGINE_INLINE_SIZE")]
 _PLAN_CACHE_MAX = 8192
+_NO_AUX: list = []          # shared by every call without aux states; kernels never modify it
 
 
 def inline_limit(size: int | None = None) -> int:
     """Get (or set) the output size up to which ready eager ops run in the calling thread."""
     if size is not None:
         _inline[0] = int(size)
-        for cache in _plan_caches:
-            cache.clear()
+        for op in list_ops().values():
+            op._eager_plans.clear()
     return _inline[0]
 
 
 class _Plan:
     """Everything about one eager call that does not depend on the values."""
     __slots__ = ("ctx", "xp", "octx", "out_specs", "n_visible", "n_aux", "inline", "rng_var",
-                 "forward", "name", "mutates_aux")
+                 "forward", "name", "mutates_aux", "simple")
 
     def __init__(self, op: OpDef, p: Params, inputs: list, ctx: Context):
         n_aux = len(op.aux_names(p))
@@ -65,6 +66,7 @@ class _Plan:
         self.forward = op.forward
         self.name = op.name
         self.mutates_aux = op.mutates_aux
+        self.simple = len(self.out_specs) == 1 and n_aux == 0 and self.rng_var is None
 
 
 def s_size(shape) -> int:
@@ -74,14 +76,8 @@ def s_size(shape) -> int:
     return n
 
 
-_plan_caches: list = []
-
-
 def _plan_for(op: OpDef, p: Params, inputs: list, ctx: Context) -> _Plan:
-    cache = op.__dict__.get("_eager_plans")
-    if cache is None:
-        cache = op._eager_plans = {}
-        _plan_caches.append(cache)
+    cache = op._eager_plans
     n = len(inputs)
     if n == 1:
         d = inputs[0]._data
@@ -128,12 +124,35 @@ def invoke(op: OpDef, inputs: list, p: Params, out=None, ctx: Context | None = N
         ctx = inputs[0]._ctx
     elif ctx is None:
         ctx = (getattr(p, "ctx", None) if "ctx" in op.param_map else None) or current_context()
-    plan = _plan_for(op, p, inputs, ctx)
-    if len(inputs) > 1:
+    n = len(inputs)
+    if n == 1:
+        d = inputs[0]._data
+        plan = op._eager_plans.get((p, ctx, d.shape, d.dtype))
+    elif n == 2:
+        d, e = inputs[0]._data, inputs[1]._data
+        plan = op._eager_plans.get((p, ctx, d.shape, d.dtype, e.shape, e.dtype))
+    else:
+        plan = None
+    if plan is None:
+        plan = _plan_for(op, p, inputs, ctx)
+    if n > 1:
         for x in inputs:
             if x._ctx is not ctx:
                 raise HybridNetError(f"{op.name}: inputs are on different devices ({ctx} and "
                                      f"{x._ctx}); copy them with as_in_context first")
+    if plan.simple and out is None and not hidden:
+        # the common case (one output, no aux, not random), written out for speed
+        shape, dtype = plan.out_specs[0]
+        data = plan.xp.empty(shape, dtype)
+        result = NDArray(data, ctx)
+        is_train = autograd._state.training
+        (_engine_mod._engine or get_engine()).push(
+            partial(plan.forward, plan.octx, p, [x._data for x in inputs], _NO_AUX, [data],
+                    is_train),
+            [x._var for x in inputs], [result._var], ctx, "normal", 0, plan.name, plan.inline)
+        if autograd._state.recording:
+            autograd._record(op, p, inputs, (), [result], is_train)
+        return result
     if out is None:
         empty = plan.xp.empty
         outputs = [NDArray(empty(s, t), ctx) for s, t in plan.out_specs]

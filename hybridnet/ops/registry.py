@@ -149,7 +149,8 @@ class OpDef:
                                 {"__slots__": (), "_names": names,
                                  "_index": {n: i for i, n in enumerate(names)}})
         self._defaults = {p.name: p.default for p in self.params}
-        self._cache: dict = {}
+        self._cache: dict = {}          # parsed Params by call kwargs
+        self._eager_plans: dict = {}    # the eager front end's per-call plans (ndarray/invoke.py)
 
     # ---- parameters ---------------------------------------------------------------------
     @property

@@ -1,0 +1,169 @@
+"""softmax, log_softmax, softmin, SoftmaxActivation, softmax_cross_entropy."""
+import numpy as np
+import pytest
+
+import hybridnet as mx
+from hybridnet.base import DTypeError, HybridNetError, ParamError, ShapeError
+from hybridnet.ops import get_op
+from op_harness import OpCase, check_forward, check_gradient, check_infer_shape
+
+
+def _np_softmax(x, axis=-1, temperature=None):
+    x = x.astype(np.float64) / (temperature or 1.0)
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _ref_softmax(x, axis=-1, temperature=None, dtype=None, use_length=False):
+    return _np_softmax(x, axis, temperature)
+
+
+def _ref_log_softmax(x, axis=-1, temperature=None, dtype=None, use_length=False):
+    return np.log(_np_softmax(x, axis, temperature))
+
+
+def _ref_softmin(x, axis=-1, temperature=None, dtype=None, use_length=False):
+    return _np_softmax(-x, axis, temperature)
+
+
+def _ref_softmax_length(x, length, axis=-1, **_):
+    x = np.moveaxis(x.astype(np.float64), axis, -1)
+    out = np.zeros_like(x)
+    for idx in np.ndindex(*x.shape[:-1]):
+        n = int(length[idx])
+        if n:
+            out[idx][:n] = _np_softmax(x[idx][:n])
+    return np.moveaxis(out, -1, axis)
+
+
+def _ref_softmax_activation(x, mode="instance"):
+    if mode == "instance":
+        return _np_softmax(x.reshape(x.shape[0], -1), 1).reshape(x.shape)
+    return _np_softmax(x, 1)
+
+
+def _ref_sce(x, label):
+    logp = np.log(_np_softmax(x, 1))
+    return np.array([-logp[np.arange(len(label)), label.astype(int)].sum()])
+
+
+CASES = [
+    OpCase("softmax", [(3, 5)], {}, _ref_softmax, id="softmax"),
+    OpCase("softmax", [(2, 3, 4)], {"axis": 1}, _ref_softmax, id="softmax-axis1"),
+    OpCase("softmax", [(2, 3, 4)], {"axis": 0, "temperature": 2.5}, _ref_softmax,
+           id="softmax-temperature"),
+    OpCase("softmax", [(4, 6)], {"dtype": "float64"}, _ref_softmax, id="softmax-dtype64"),
+    OpCase("softmax", [(3, 5), np.array([5, 2, 0], np.int32)], {"use_length": True},
+           _ref_softmax_length, grad_inputs=[0], id="softmax-length"),
+    OpCase("softmax", [(4, 3, 2), np.array([[1, 4], [0, 2], [3, 3]], np.int64)],
+           {"use_length": True, "axis": 0}, _ref_softmax_length, grad_inputs=[0],
+           id="softmax-length-axis0"),
+    OpCase("log_softmax", [(3, 5)], {}, _ref_log_softmax, id="log_softmax"),
+    OpCase("log_softmax", [(2, 3, 4)], {"axis": 1, "temperature": 0.5}, _ref_log_softmax,
+           id="log_softmax-axis1-T"),
+    OpCase("softmin", [(3, 5)], {}, _ref_softmin, id="softmin"),
+    OpCase("softmin", [(2, 3, 4)], {"axis": 1, "temperature": 3.0}, _ref_softmin,
+           id="softmin-axis1-T"),
+    OpCase("SoftmaxActivation", [(2, 3, 2, 2)], {}, _ref_softmax_activation,
+           id="SoftmaxActivation-instance"),
+    OpCase("SoftmaxActivation", [(2, 3, 2, 2)], {"mode": "channel"}, _ref_softmax_activation,
+           id="SoftmaxActivation-channel"),
+    OpCase("softmax_cross_entropy", [(4, 3), np.array([0, 2, 1, 2], np.float32)], {},
+           _ref_sce, grad_inputs=[0], id="softmax_cross_entropy"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_forward(case):
+    check_forward(case)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_gradient(case):
+    check_gradient(case)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_infer_shape(case):
+    check_infer_shape(case)
+
+
+def test_output_dtype_follows_the_dtype_parameter():
+    x = mx.nd.array(np.random.randn(2, 3).astype(np.float16), dtype=np.float16)
+    y = mx.nd.softmax(x, dtype="float32")
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y.asnumpy(), _np_softmax(x.asnumpy().astype(np.float32)),
+                               rtol=1e-6)
+    assert mx.nd.softmax(x).dtype == np.float16
+
+
+def test_large_inputs_are_stable():
+    x = mx.nd.array([[1000.0, 1001.0, 999.0], [-1000.0, -1000.0, -1000.0]])
+    for fn in (mx.nd.softmax, mx.nd.log_softmax, mx.nd.softmin):
+        assert np.all(np.isfinite(fn(x).asnumpy()))
+    np.testing.assert_allclose(mx.nd.softmax(x).asnumpy()[1], [1 / 3] * 3, rtol=1e-6)
+
+
+def test_length_input_shape_and_type_inference():
+    op = get_op("softmax")
+    p = op.parse_params({"use_length": True, "axis": 1})
+    assert op.list_inputs(p) == ["data", "length"]
+    assert op.list_inputs(op.parse_params({})) == ["data"]
+    ins, outs, _ = op.infer_shape(p, [(2, 5, 3), None])
+    assert ins[1] == (2, 3) and outs == [(2, 5, 3)]
+    with pytest.raises(ShapeError, match=r"softmax: length \(for data \(2, 5, 3\) and axis=1\) "
+                                         r"has shape \(2,\), expected \(2, 3\)"):
+        op.infer_shape(p, [(2, 5, 3), (2,)])
+    _, outs, _ = op.infer_shape(p, [None, None])
+    assert outs == [None]
+    ins, outs, _ = op.infer_type(p, [np.dtype(np.float32), None])
+    assert ins[1] == np.int32 and outs == [np.float32]
+    with pytest.raises(DTypeError, match="softmax: length has dtype float32, expected an integer"):
+        op.infer_type(p, [np.dtype(np.float32), np.dtype(np.float32)])
+
+
+def test_use_length_is_softmax_only():
+    with pytest.raises(HybridNetError, match="log_softmax: use_length=True is not supported"):
+        mx.nd.log_softmax(mx.nd.ones((2, 3)), use_length=True)
+
+
+def test_softmax_cross_entropy_head_gradient_scales_the_result():
+    x = np.random.randn(3, 4).astype(np.float32)
+    label = np.array([1, 0, 3], np.float32)
+    xa = mx.nd.array(x)
+    xa.attach_grad()
+    with mx.autograd.record():
+        loss = mx.nd.softmax_cross_entropy(xa, mx.nd.array(label))
+    loss.backward(mx.nd.array([2.5]))
+    want = (_np_softmax(x, 1) - np.eye(4)[label.astype(int)]) * 2.5
+    np.testing.assert_allclose(xa.grad.asnumpy(), want, rtol=1e-5, atol=1e-6)
+
+
+def test_softmax_cross_entropy_errors():
+    op = get_op("softmax_cross_entropy")
+    p = op.parse_params({})
+    with pytest.raises(ShapeError, match=r"label \(for data \(4, 3\)\) has shape \(3,\), "
+                                         r"expected \(4,\)"):
+        op.infer_shape(p, [(4, 3), (3,)])
+    with pytest.raises(ShapeError, match="data has shape \\(4, 3, 2\\), expected 2 dimensions"):
+        op.infer_shape(p, [(4, 3, 2), None])
+    assert op.infer_shape(p, [(4, 3), None])[0] == [(4, 3), (4,)]
+    out = mx.nd.softmax_cross_entropy(mx.nd.ones((2, 3)), mx.nd.array([0, 3]))
+    with pytest.raises(HybridNetError, match="label 3 is out of range for 3 classes"):
+        out.asnumpy()
+
+
+def test_softmax_activation_channel_needs_two_dims():
+    with pytest.raises(ShapeError, match="mode='channel' needs data with a channel axis"):
+        mx.nd.SoftmaxActivation(mx.nd.ones((3,)), mode="channel")
+
+
+def test_bad_parameters():
+    with pytest.raises(ParamError, match="softmax: parameter 'axis' got 'last'"):
+        mx.nd.softmax(mx.nd.ones((2, 2)), axis="last")
+    with pytest.raises(ParamError, match="parameter 'dtype' got 'int32'|dtype"):
+        mx.nd.softmax(mx.nd.ones((2, 2)), dtype="complex64")
+    with pytest.raises(ParamError, match="SoftmaxActivation: parameter 'mode' got 'spatial'"):
+        mx.nd.SoftmaxActivation(mx.nd.ones((2, 2)), mode="spatial")
+    p = get_op("softmax").parse_params({"axis": "1", "temperature": "2.0", "use_length": "False"})
+    assert (p.axis, p.temperature, p.use_length) == (1, 2.0, False)

@@ -68,6 +68,23 @@ def _str(text: str) -> str:
     return text.strip()
 
 
+def _port_range(text: str):
+    low, sep, high = text.strip().partition("-")
+    if not sep:
+        raise ValueError("expected 'LOW-HIGH', e.g. 9000-9100")
+    low, high = int(low), int(high)
+    if not 0 < low <= high < 65536:
+        raise ValueError(f"expected 0 < LOW <= HIGH < 65536, got {low}-{high}")
+    return (low, high)
+
+
+def _auth_mode(text: str) -> str:
+    mode = text.strip().lower()
+    if mode not in ("full", "header"):
+        raise ValueError("expected 'full' or 'header'")
+    return mode
+
+
 SETTINGS: dict[str, Setting] = {s.name: s for s in [
     Setting("HYBRIDNET_ENGINE_TYPE", _engine_type, "ThreadedEngine",
             "ThreadedEngine (asynchronous, default) or NaiveEngine (runs every op inline; for debugging)",
@@ -85,6 +102,67 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
             "default bulk size for eager ops (see mx.engine.set_bulk_size); 0 = no bulking"),
     Setting("HYBRIDNET_NUM_BLAS_THREADS", _int, 0,
             "threads BLAS may use (0 = leave BLAS's own default)", ("OMP_NUM_THREADS",)),
+    # ---- distributed KVStore (kvstore/dist, launch.py); DMLC_* names accepted as in ps-lite --
+    Setting("HYBRIDNET_ROLE", _str, "",
+            "distributed role of this process: scheduler, server or worker", ("DMLC_ROLE",)),
+    Setting("HYBRIDNET_PS_ROOT_URI", _str, "",
+            "scheduler host name or IP", ("DMLC_PS_ROOT_URI",)),
+    Setting("HYBRIDNET_PS_ROOT_PORT", _int, 0, "scheduler port", ("DMLC_PS_ROOT_PORT",)),
+    Setting("HYBRIDNET_NUM_SERVER", _int, 0, "number of servers in the job",
+            ("DMLC_NUM_SERVER",)),
+    Setting("HYBRIDNET_NUM_WORKER", _int, 0, "number of workers in the job",
+            ("DMLC_NUM_WORKER",)),
+    Setting("HYBRIDNET_NODE_RANK", _int, -1,
+            "rank this node asks for within its role (the launcher sets its task index; -1: "
+            "the scheduler assigns ranks by sorted host:port)"),
+    Setting("HYBRIDNET_INTERFACE", _str, "",
+            "network interface whose IPv4 address this node binds and advertises",
+            ("DMLC_INTERFACE",)),
+    Setting("HYBRIDNET_NODE_HOST", _str, "",
+            "host name or IP this node binds and advertises (wins over the interface)",
+            ("DMLC_NODE_HOST",)),
+    Setting("HYBRIDNET_NODE_PORT", _int, 0, "force this node's listening port", ("PORT",)),
+    Setting("HYBRIDNET_KVSTORE_PORT_RANGE", _port_range, None,
+            "'A-B': every listening port of the job lies in [A, B] (default: OS-chosen)"),
+    Setting("HYBRIDNET_KVSTORE_BIND_ALL", _parse_bool, False,
+            "listen on 0.0.0.0 instead of the advertised address only",
+            ("DMLC_USE_KUBERNETES",)),
+    Setting("HYBRIDNET_KVSTORE_SECRET", _str, "",
+            "the job's 32-byte secret as 64 hex digits (the launcher makes one per job); "
+            "every message is authenticated with it; never printed"),
+    Setting("HYBRIDNET_KVSTORE_JOB_ID", _str, "",
+            "job id carried by every message (the launcher makes one; default: derived from "
+            "the scheduler address)"),
+    Setting("HYBRIDNET_KVSTORE_AUTH", _auth_mode, "full",
+            "'full': HMAC-SHA256 over header and array bytes; 'header': over the header only "
+            "(it binds sizes, command, sender and sequence number; faster for big arrays)"),
+    Setting("HYBRIDNET_KVSTORE_HEARTBEAT_INTERVAL", _float, 1.0,
+            "seconds between heartbeats from every node to the scheduler"),
+    Setting("HYBRIDNET_KVSTORE_HEARTBEAT_TIMEOUT", _float, 15.0,
+            "seconds without a heartbeat after which a node is declared dead and the job stops"),
+    Setting("HYBRIDNET_KVSTORE_RENDEZVOUS_TIMEOUT", _float, 30.0,
+            "seconds the scheduler waits for every node to register before stopping the job"),
+    Setting("HYBRIDNET_KVSTORE_STALL_WARN", _float, 60.0,
+            "seconds a sync round may wait for missing ranks before the server logs them"),
+    Setting("HYBRIDNET_KVSTORE_STALL_ABORT", _float, 600.0,
+            "seconds a sync round may wait for missing ranks before the job stops (0: never)"),
+    Setting("HYBRIDNET_KVSTORE_ABORT_GRACE", _float, 1.0,
+            "seconds a worker whose job was stopped gets to raise the error in user code "
+            "before the process exits by itself (negative: never force the exit)"),
+    Setting("HYBRIDNET_KVSTORE_BIGARRAY_BOUND", _int, 1000000,
+            "arrays with at least this many elements are split over all servers",
+            ("MXNET_KVSTORE_BIGARRAY_BOUND",)),
+    Setting("HYBRIDNET_KVSTORE_MAX_MESSAGE_MB", _int, 4096,
+            "largest message part (MiB) a node accepts; bigger ones are dropped unread"),
+    Setting("HYBRIDNET_KVSTORE_ALLOW_IMPORT", _parse_bool, True,
+            "servers may import an optimizer class named by 'module:Class' in an authenticated "
+            "set_optimizer request (registered optimizers never need an import)"),
+    Setting("HYBRIDNET_KVSTORE_ROLE_AT_IMPORT", _parse_bool, True,
+            "like MXNet, 'import hybridnet' in a process with DMLC_ROLE=server|scheduler runs "
+            "that role and exits"),
+    Setting("HYBRIDNET_VERBOSE", _int, 0,
+            "distributed logging: 1 = rendezvous table, 2 = one line per message (no payloads)",
+            ("PS_VERBOSE",)),
 ]}
 
 

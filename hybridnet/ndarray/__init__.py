@@ -13,6 +13,7 @@ from . import register as _register
 from . import fluent as _fluent
 from .creation import arange, eye, full, linspace, moveaxis, ones, zeros
 from .ndarray import NDArray, array, call_op, empty, waitall
+from .serialization import load, load_frombuffer, save
 
 op = types.ModuleType("hybridnet.ndarray.op")
 _internal = types.ModuleType("hybridnet.ndarray._internal")
@@ -29,4 +30,4 @@ def publish(op_name: str) -> None:
 
 
 __all__ = ["NDArray", "array", "empty", "zeros", "ones", "full", "arange", "linspace", "eye",
-           "moveaxis", "waitall", "call_op", "op", "publish"]
+           "moveaxis", "waitall", "call_op", "op", "publish", "save", "load", "load_frombuffer"]

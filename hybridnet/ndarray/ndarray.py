@@ -179,9 +179,23 @@ class NDArray:
     def __hash__(self):
         return id(self)
 
+    # Pickling is MXNet's: NDArray(None) rebuilt from the state {'handle': <one array record>}
+    # (see serialization.py), so hybridnet and MXNet pickles differ only in the class path.
     def __reduce__(self):
-        from .serialization import array_from_bytes, array_to_bytes
-        return (array_from_bytes, (array_to_bytes(self),))
+        return (NDArray, (None,), self.__getstate__())
+
+    def __getstate__(self) -> dict:
+        from .serialization import array_to_bytes
+        return {"handle": bytearray(array_to_bytes(self))}
+
+    def __setstate__(self, state: dict) -> None:
+        from .serialization import array_from_bytes
+        handle = state.get("handle") if isinstance(state, dict) else None
+        if handle is None:
+            raise HybridNetError("cannot unpickle an NDArray without data (its state has no "
+                                 "'handle' bytes)")
+        src = array_from_bytes(handle)
+        self._data, self._ctx, self._var, self._ag = src._data, src._ctx, src._var, None
 
     # ---- copies -----------------------------------------------------------------------------
     def copyto(self, other):

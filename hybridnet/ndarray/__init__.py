@@ -14,6 +14,8 @@ from . import fluent as _fluent
 from .creation import arange, eye, full, linspace, moveaxis, ones, zeros
 from .ndarray import NDArray, array, call_op, empty, waitall
 from .serialization import load, load_frombuffer, save
+from . import random  # noqa: E402  (mx.nd.random: needs the registry functions)
+from .utils_ops import concatenate, onehot_encode, split_v2
 
 op = types.ModuleType("hybridnet.ndarray.op")
 _internal = types.ModuleType("hybridnet.ndarray._internal")
@@ -30,4 +32,5 @@ def publish(op_name: str) -> None:
 
 
 __all__ = ["NDArray", "array", "empty", "zeros", "ones", "full", "arange", "linspace", "eye",
-           "moveaxis", "waitall", "call_op", "op", "publish", "save", "load", "load_frombuffer"]
+           "moveaxis", "waitall", "call_op", "op", "publish", "save", "load", "load_frombuffer",
+           "concatenate", "onehot_encode", "split_v2"]

@@ -95,6 +95,11 @@ def make_function(op: OpDef, public_name: str):
 def _namespace_for(op_name: str, op: OpDef):
     """(namespace, name inside it) of a registry name."""
     if op.namespace:
+        prefix = f"_{op.namespace}_"
+        if op_name.startswith(prefix):              # MXNet: _linalg_gemm2 -> nd.linalg.gemm2
+            return op.namespace, op_name[len(prefix):]
+        if op_name.startswith(op.namespace + "_"):  # ... while linalg_gemm2 stays top-level
+            return "", op_name
         return op.namespace, op_name
     return ("_internal" if op_name.startswith("_") else ""), op_name
 
@@ -108,6 +113,7 @@ def publish(module_dict: dict, namespaces: dict, op_name: str, op: OpDef) -> Non
         module_dict.setdefault(op_name, fn)
     else:
         target = namespaces.setdefault(ns, types.ModuleType(f"hybridnet.ndarray.{ns}"))
+        module_dict.setdefault(ns, target)          # reachable as nd.linalg, nd.random, ...
         target.__dict__.setdefault(name, fn)
 
 

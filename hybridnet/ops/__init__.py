@@ -6,7 +6,7 @@ build their functions from ``list_ops()``. Families live one per module.
 from __future__ import annotations
 
 from . import binary, elemwise, nn, optimizer_ops  # noqa: F401  (registration side effects)
-from . import join, reduce, shape  # noqa: F401  (tensor operators: registration)
+from . import index, join, linalg, reduce, shape, sort  # noqa: F401  (tensor operators)
 from .params import Param, REQUIRED
 from .registry import (ZERO_GRAD, OpContext, OpDef, Params, assign, find_op, get_op, list_ops,
                        register)

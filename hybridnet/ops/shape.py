@@ -58,32 +58,33 @@ def legacy_shape(shape) -> tuple:
     return tuple(shape) if len(shape) else (1,)
 
 
-def first_type_infer(op_name: str, out_dtype=None, n_out: int = 1, same: tuple = ()):
-    """infer_type: input 0 and the inputs listed in ``same`` share one dtype; the others
-    (indices, shape donors) may differ. Outputs take ``out_dtype(p)`` when that is not None,
-    else the shared dtype."""
+def first_type_infer(op_name: str, out_dtype=None, n_out: int = 1, same: tuple = (),
+                     ref: int = 0):
+    """infer_type: input ``ref`` and the inputs listed in ``same`` share one dtype; the others
+    (indices, conditions, shape donors) may differ. Outputs take ``out_dtype(p)`` when that is
+    not None, else the shared dtype."""
     def infer(p, in_types):
         ins = list(in_types)
-        group = [i for i in (0,) + tuple(same) if i < len(ins)]
-        ref = next((ins[i] for i in group if ins[i] is not None), None)
+        group = [i for i in (ref,) + tuple(same) if i < len(ins)]
+        known_t = next((ins[i] for i in group if ins[i] is not None), None)
         for i in group:
             if ins[i] is None:
-                ins[i] = ref
-            elif np.dtype(ins[i]) != np.dtype(ref):
+                ins[i] = known_t
+            elif np.dtype(ins[i]) != np.dtype(known_t):
                 raise DTypeError(f"{op_name}: input {i} has dtype {np.dtype(ins[i]).name}, "
-                                 f"expected {np.dtype(ref).name} like input {group[0]}")
+                                 f"expected {np.dtype(known_t).name} like input {group[0]}")
         out = out_dtype(p) if out_dtype is not None else None
-        return ins, [ref if out is None else out] * n_out, []
+        return ins, [known_t if out is None else out] * n_out, []
     return infer
 
 
 def _unary(name, infer_shape, forward, backward, params=(), aliases=(), doc="",
-           infer_type=None, inplace=False, namespace=""):
+           infer_type=None, inplace=False):
     """Register a one-input operator whose backward reads nothing but the head gradient."""
     return register(OpDef(name, params=params, infer_shape=infer_shape, infer_type=infer_type,
                           forward=forward, backward=backward, aliases=aliases,
                           inplace=((0, 0),) if inplace else (), bwd_inputs=(), bwd_outputs=(),
-                          doc=doc, namespace=namespace))
+                          doc=doc))
 
 
 def _one(fn):

@@ -53,19 +53,22 @@ def _axes_of(p, op, shape):
     return reduce_axes(op, shape, p.axis, getattr(p, "exclude", False))
 
 
-def _reduce_infer(op, nonempty=False):
+def _reduce_infer(op):
     def infer(p, in_shapes):
         s = in_shapes[0]
         if s is None:
             return in_shapes, [None], []
-        axes = _axes_of(p, op, s)
-        if nonempty:
-            for a in axes:
-                if s[a] == 0 and all(s):
-                    raise ShapeError(op, f"cannot take the {op} over axis {a} of data "
-                                         f"{shape_str(s)}: it is empty")
-        return in_shapes, [_out_shape(tuple(s), axes, p.keepdims)], []
+        return in_shapes, [_out_shape(tuple(s), _axes_of(p, op, s), p.keepdims)], []
     return infer
+
+
+def _check_nonempty(op, x, axes):
+    """max/min/argmax have no value over an empty axis (a 0 dim is only known at run time:
+    to shape inference it means 'unknown')."""
+    for a in axes:
+        if x.shape[a] == 0:
+            raise ShapeError(op, f"cannot take the {op} over axis {a} of data "
+                                 f"{shape_str(x.shape)}: it is empty")
 
 
 # ---- forward kernels: (xp, x, axes, out viewed with the reduced axes kept) --------------------
@@ -106,10 +109,12 @@ def _nanprod(xp, x, axes, out):
 
 
 def _max(xp, x, axes, out):
+    _check_nonempty("max", x, axes)
     xp.amax(x, axis=axes, keepdims=True, out=out)
 
 
 def _min(xp, x, axes, out):
+    _check_nonempty("min", x, axes)
     xp.amin(x, axis=axes, keepdims=True, out=out)
 
 
@@ -198,7 +203,7 @@ def _make_reduce(name, kernel, aliases, what):
         assign(dx, req[0], grad(ctx.xp, x, y, g, axes, dx.shape))
 
     return OpDef(name, params=_AXIS_PARAMS,
-                 infer_shape=_reduce_infer(name, nonempty=name in ("max", "min")),
+                 infer_shape=_reduce_infer(name),
                  forward=forward, backward=backward, aliases=aliases,
                  bwd_inputs=(0,) if "x" in reads else (),
                  bwd_outputs=(0,) if "y" in reads else (),
@@ -274,16 +279,12 @@ def _arg_layout(op, p, shape):
 def _make_arg(name, fn):
     def infer(p, in_shapes):
         s = in_shapes[0]
-        if s is None:
-            return in_shapes, [None], []
-        axis, out = _arg_layout(name, p, s)
-        if s and (s[axis] == 0 if axis is not None else 0 in s) and all(s):
-            raise ShapeError(name, f"cannot take the {name} of empty data {shape_str(s)}")
-        return in_shapes, [out], []
+        return in_shapes, [None if s is None else _arg_layout(name, p, s)[1]], []
 
     def forward(ctx, p, inputs, aux, outputs, is_train):
         x, out = inputs[0], outputs[0]
         axis, _ = _arg_layout(name, p, x.shape)
+        _check_nonempty(name, x, range(x.ndim) if axis is None else (axis,))
         out[...] = getattr(ctx.xp, fn)(x, axis=axis).reshape(out.shape)
 
     return OpDef(name, params=[Param("axis", "int", None, "the axis; None: the flattened array"),

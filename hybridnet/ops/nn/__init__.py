@@ -1,2 +1,3 @@
 """Neural-network layer operators (MXNet's names), one module per family."""
-from . import activation, dropout, loss, norm, softmax  # noqa: F401,E402  (registration side effects)
+# each import registers one family of operators
+from . import activation, dropout, embedding, loss, norm, softmax  # noqa: F401,E402

@@ -188,7 +188,7 @@ register(OpDef(
         "hybridnet/ops/nn/norm.py for the exact rules."))
 
 
-# ---- LayerNorm / InstanceNorm / GroupNorm ----------------------------------------------------------
+# ---- LayerNorm / InstanceNorm / GroupNorm ------------------------------------------------
 class _Layout:
     """For one data shape: the view statistics are taken in, the reduction axes of that view,
     the statistics' shape there (keepdims) and as outputs, and how gamma/beta broadcast."""

@@ -16,7 +16,8 @@ from . import ndarray  # noqa: E402
 from . import ndarray as nd  # noqa: E402
 from . import random  # noqa: E402
 from . import random as rnd  # noqa: E402
+from . import lr_scheduler, optimizer  # noqa: E402
 
 __all__ = ["base", "config", "context", "engine", "ops", "autograd", "ndarray", "nd",
            "Context", "cpu", "gpu", "cpu_pinned", "current_context", "num_gpus",
-           "HybridNetError", "MXNetError", "random", "rnd"]
+           "HybridNetError", "MXNetError", "random", "rnd", "lr_scheduler", "optimizer"]

@@ -10,8 +10,8 @@ Formulas (``clip(x, c)`` is a no-op when ``c < 0``; ``g' = clip(rescale_grad * g
 
 * sgd_update: ``w = (1 - lr*wd) * w - lr * g'``
 * sgd_mom_update: ``mom = momentum*mom - lr*wd*w - lr*g'``; ``w = w + mom``
-* nag_mom_update: ``g'' = g' + wd*w``; ``mom = momentum*mom + g''``;
-  ``w = w - lr * (g'' + momentum*mom)``
+* nag_mom_update: ``g'' = g' + wd*w``; ``mom = momentum*mom - lr*g''``;
+  ``w = w + momentum*mom - lr*g''``
 * mp_*: the same on the float32 ``weight32`` (updated in place); the output is its cast
 * adam_update: ``g = clip(rescale_grad*grad + wd*w, c)``; ``mean = b1*mean + (1-b1)*g``;
   ``var = b2*var + (1-b2)*g^2``; ``w = w - lr * mean / (sqrt(var) + epsilon)``
@@ -110,11 +110,12 @@ def _mp_sgd_mom(xp, p, inputs, aux, out):
 def _nag_step(xp, p, w, g, mom):
     """The NAG step on ``w`` (new array returned); updates mom in place."""
     g += p.wd * w
-    mom *= p.momentum
-    mom += g
-    g += p.momentum * mom
     g *= p.lr
-    return w - g
+    mom *= p.momentum
+    mom -= g
+    step = p.momentum * mom
+    step -= g
+    return w + step
 
 
 def _nag_mom(xp, p, inputs, aux, out):

@@ -101,9 +101,10 @@ def _reshape_codes(op, dshape, spec):
 
     0 copies the next input dim, -1 is inferred from the size, -2 copies all remaining dims, -3
     merges the next two, -4 splits the next one into the two values that follow (one may be -1).
-    Returns the output with -1 still in place (resolved by the caller).
+    Returns the output with -1 still in place (resolved by the caller), its position, and how
+    many unknown input dims were copied unchanged (so the -1 can still be inferred around them).
     """
-    out, src, i, infer_at = [], 0, 0, None
+    out, src, i, infer_at, copied = [], 0, 0, None, 0
     ndim = len(dshape)
 
     def take(code):
@@ -118,6 +119,7 @@ def _reshape_codes(op, dshape, spec):
         code = spec[i]
         if code == 0:
             out.append(take(0))
+            copied += out[-1] == 0
         elif code == -1:
             if infer_at is not None:
                 raise ShapeError(op, f"shape={spec} has more than one -1; only one dimension "
@@ -127,6 +129,7 @@ def _reshape_codes(op, dshape, spec):
             src += 1
         elif code == -2:
             out.extend(dshape[src:])
+            copied += sum(1 for d in dshape[src:] if d == 0)
             src = ndim
         elif code == -3:
             a, b = take(-3), take(-3)
@@ -159,15 +162,22 @@ def _reshape_codes(op, dshape, spec):
             raise ShapeError(op, f"shape={spec}: {code} is not a valid size or special code "
                                  f"(0, -1, -2, -3, -4)")
         i += 1
-    return out, infer_at
+    return out, infer_at, copied
 
 
-def _resolve(op, dshape, out, infer_at, spec):
-    """Fill the -1 from the total size and check the sizes agree (when all is known)."""
+def _resolve(op, dshape, out, infer_at, spec, copied=0):
+    """Fill the -1 from the total size and check the sizes agree (when all is known).
+
+    Unknown input dims that were copied unchanged cancel out: (0, 3, 4) with (0, -1) gives
+    (0, 12).
+    """
     if infer_at is not None:
-        rest = size_of(d for j, d in enumerate(out) if j != infer_at)
-        total = size_of(dshape)
-        if not known(dshape) or rest == 0:
+        others = [d for j, d in enumerate(out) if j != infer_at]
+        unknown_in = sum(1 for d in dshape if d == 0)
+        cancels = unknown_in == copied == sum(1 for d in others if d == 0)
+        rest = size_of(d for d in others if d)
+        total = size_of(d for d in dshape if d)
+        if unknown_in and not cancels:
             out[infer_at] = 0
         elif total % rest:
             raise ShapeError(op, f"cannot reshape data of shape {shape_str(dshape)} (size "
@@ -188,11 +198,10 @@ def reshape_shape(p, dshape):
     if p.shape:
         spec = tuple(p.shape)
         if p.reverse:
-            out, at = _reshape_codes(op, dshape[::-1], spec[::-1])
-            out = list(_resolve(op, dshape[::-1], out, at, spec))[::-1]
-            return tuple(out)
-        out, at = _reshape_codes(op, dshape, spec)
-        return _resolve(op, dshape, out, at, spec)
+            out, at, copied = _reshape_codes(op, dshape[::-1], spec[::-1])
+            return _resolve(op, dshape[::-1], out, at, spec, copied)[::-1]
+        out, at, copied = _reshape_codes(op, dshape, spec)
+        return _resolve(op, dshape, out, at, spec, copied)
     if p.target_shape:
         # the legacy form: 0 marks the one dimension to infer; keep_highest keeps dshape[0]
         out = list(p.target_shape)

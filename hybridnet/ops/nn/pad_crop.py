@@ -1,0 +1,192 @@
+"""``Pad`` (alias ``pad``) and ``Crop``.
+
+Pad(data, mode, pad_width, constant_value=0): ``pad_width`` lists (before, after) for every
+axis, flattened: ``(0, 0, 0, 0, 1, 1, 2, 2)`` pads H by 1 and W by 2 of NCHW data. Modes as
+numpy's ``pad``: constant (``constant_value``), edge (repeat the border) and reflect (mirror
+without repeating the border; each pad must be smaller than the axis). MXNet only accepts 4-D
+and 5-D data with no padding on the first two axes; hybridnet accepts any rank and axis.
+Padding is separable, so the gradient folds the head gradient back one axis at a time through
+a small (padded length x length) 0/1 matrix.
+
+Crop(*data, num_args, offset=(0, 0), h_w=(0, 0), center_crop=False): crop the H, W axes of
+NCHW ``data[0]`` to ``h_w`` -- or, with two inputs, to the H, W of the second ("crop like").
+The window starts at ``offset`` (y, x), or is centred (rounding down) with ``center_crop``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...base import ShapeError, shape_str
+from ..params import Param
+from ..registry import OpDef, assign, register
+
+__all__: list = []
+
+
+# ---- Pad ------------------------------------------------------------------------------------
+def _pairs(p, ndim):
+    """pad_width as ((before, after), ...) per axis; ShapeError when it does not fit."""
+    pw = p.pad_width
+    if len(pw) != 2 * ndim:
+        raise ShapeError("Pad", f"pad_width={pw} has {len(pw)} entries, expected {2 * ndim} "
+                                f"(before and after for each of the {ndim} axes of data)")
+    if any(v < 0 for v in pw):
+        raise ShapeError("Pad", f"pad_width={pw} has a negative entry")
+    return tuple((pw[2 * i], pw[2 * i + 1]) for i in range(ndim))
+
+
+def _pad_infer_shape(p, in_shapes):
+    data = in_shapes[0]
+    if data is None:
+        return in_shapes, [None], []
+    pairs = _pairs(p, len(data))
+    if p.mode == "reflect":
+        for axis, ((before, after), n) in enumerate(zip(pairs, data)):
+            if n and max(before, after) >= n:
+                raise ShapeError("Pad", f"reflect padding of axis {axis} by ({before}, "
+                                        f"{after}) must be smaller than its size {n} "
+                                        f"(data {shape_str(data)})")
+    out = tuple(n + b + a if n else 0 for n, (b, a) in zip(data, pairs))
+    return in_shapes, [out], []
+
+
+def _source_index(mode, n, before, after):
+    """For each padded position along one axis, the input position it copies (-1: constant)."""
+    i = np.arange(-before, n + after)
+    if mode == "constant":
+        return np.where((i >= 0) & (i < n), i, -1)
+    if mode == "edge":
+        return np.clip(i, 0, n - 1)
+    i = np.abs(i)                                   # reflect: mirror about 0 and about n - 1
+    return np.where(i > n - 1, 2 * (n - 1) - i, i)
+
+
+def _pad_forward(ctx, p, inputs, aux, outputs, is_train):
+    xp, x = ctx.xp, inputs[0]
+    pairs = _pairs(p, x.ndim)
+    if p.mode == "constant":
+        out = outputs[0]
+        out.fill(p.constant_value)
+        out[tuple(slice(b, b + n) for (b, _), n in zip(pairs, x.shape))] = x
+    else:
+        outputs[0][...] = xp.pad(x, pairs, mode=p.mode)
+
+
+def _pad_backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
+    if req[0] == "null":
+        return
+    xp, g, shape = ctx.xp, out_grads[0], in_grads[0].shape    # backward keeps no inputs
+    for axis, ((before, after), n) in enumerate(zip(_pairs(p, len(shape)), shape)):
+        if before == 0 and after == 0:
+            continue
+        if p.mode == "constant":
+            g = g[(slice(None),) * axis + (slice(before, before + n),)]
+            continue
+        src = _source_index(p.mode, n, before, after)
+        fold = np.zeros((n, src.size), g.dtype)     # fold[i, o] = 1 where output o copies i
+        fold[src, np.arange(src.size)] = 1
+        g = xp.moveaxis(xp.tensordot(xp.asarray(fold), g, axes=([1], [axis])), 0, axis)
+    assign(in_grads[0], req[0], g)
+
+
+register(OpDef(
+    "Pad", aliases=("pad",),
+    params=[Param("mode", "str", doc="constant, edge or reflect",
+                  choices=("constant", "edge", "reflect")),
+            Param("pad_width", "shape", doc="(before, after) per axis, flattened"),
+            Param("constant_value", "float", 0.0, "the fill value of constant mode")],
+    infer_shape=_pad_infer_shape, forward=_pad_forward, backward=_pad_backward,
+    bwd_inputs=(), bwd_outputs=(),
+    doc="Pad(data, mode, pad_width, constant_value=0): pad every axis by pad_width's "
+        "(before, after) pairs with a constant, the edge values or a reflection."))
+
+
+# ---- Crop -------------------------------------------------------------------------------------
+def _crop_size(p, data, like):
+    """(h, w) of the crop of NCHW ``data`` (None while the crop_like shape is unknown)."""
+    if len(data) != 4:
+        raise ShapeError("Crop", f"data has shape {shape_str(data)}, expected 4 dimensions "
+                                 f"(batch, channel, height, width)")
+    if p.num_args == 2:
+        if like is None:
+            return None
+        if len(like) < 4:
+            raise ShapeError("Crop", f"crop_like input has shape {shape_str(like)}, expected "
+                                     f"4 dimensions to take its height and width from")
+        return like[2], like[3]
+    if len(p.h_w) != 2 or min(p.h_w) < 1:
+        raise ShapeError("Crop", f"h_w={p.h_w} must give a positive (height, width) when "
+                                 f"cropping a single input")
+    return tuple(p.h_w)
+
+
+def _crop_window(p, data, h, w):
+    """(y0, x0) of an (h, w) crop of NCHW ``data``; ShapeError when it does not fit."""
+    big_h, big_w = data[2], data[3]
+    if h > big_h or w > big_w:
+        raise ShapeError("Crop", f"cannot crop ({h}, {w}) out of data {shape_str(data)}: the "
+                                 f"crop is larger than the input")
+    if p.center_crop:
+        y0, x0 = (big_h - h) // 2, (big_w - w) // 2
+    else:
+        y0, x0 = p.offset
+        if y0 < 0 or x0 < 0 or y0 + h > big_h or x0 + w > big_w:
+            raise ShapeError("Crop", f"offset={p.offset} with crop size ({h}, {w}) runs past "
+                                     f"data {shape_str(data)} (height {big_h}, width {big_w})")
+    return y0, x0
+
+
+def _crop_infer_shape(p, in_shapes):
+    if p.num_args not in (1, 2):
+        raise ShapeError("Crop", f"num_args={p.num_args}: Crop takes 1 input (with h_w) or 2 "
+                                 f"(crop the first like the second)")
+    data = in_shapes[0]
+    like = in_shapes[1] if p.num_args == 2 else None
+    if data is None or any(d == 0 for d in data):
+        return in_shapes, [None], []
+    size = _crop_size(p, data, like)
+    if size is None or 0 in size:
+        return in_shapes, [None], []
+    _crop_window(p, data, *size)
+    return in_shapes, [tuple(data[:2]) + tuple(size)], []
+
+
+def _crop_infer_type(p, in_types):
+    # the crop-like input only lends its shape: it may have any dtype
+    data = in_types[0]
+    return [data] + [t if t is not None else data for t in in_types[1:]], [data], []
+
+
+def _crop_slices(p, data, out):
+    """Where the (N, C, h, w) crop ``out`` sits in ``data`` (both shapes)."""
+    h, w = out[2], out[3]
+    y0, x0 = _crop_window(p, data, h, w)
+    return (slice(None), slice(None), slice(y0, y0 + h), slice(x0, x0 + w))
+
+
+def _crop_forward(ctx, p, inputs, aux, outputs, is_train):
+    outputs[0][...] = inputs[0][_crop_slices(p, inputs[0].shape, outputs[0].shape)]
+
+
+def _crop_backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
+    if len(in_grads) > 1:
+        assign(in_grads[1], req[1], 0)
+    if req[0] == "null":
+        return
+    g = out_grads[0]
+    grad = ctx.xp.zeros(in_grads[0].shape, g.dtype)      # backward keeps no inputs
+    grad[_crop_slices(p, in_grads[0].shape, g.shape)] = g
+    assign(in_grads[0], req[0], grad)
+
+
+register(OpDef(
+    "Crop", variadic="num_args",
+    params=[Param("num_args", "int", doc="1 (crop to h_w) or 2 (crop like the second input)"),
+            Param("offset", "shape", (0, 0), "(y, x) of the crop's top-left corner"),
+            Param("h_w", "shape", (0, 0), "(height, width) of the crop with one input"),
+            Param("center_crop", "bool", False, "centre the crop instead of using offset")],
+    infer_shape=_crop_infer_shape, infer_type=_crop_infer_type, forward=_crop_forward,
+    backward=_crop_backward,
+    bwd_inputs=(), bwd_outputs=(),
+    doc="Crop(*data, num_args, offset=(0, 0), h_w=(0, 0), center_crop=False): crop the "
+        "height and width of NCHW data to h_w, or to the size of a second input."))

@@ -17,7 +17,10 @@ from . import ndarray as nd  # noqa: E402
 from . import random  # noqa: E402
 from . import random as rnd  # noqa: E402
 from . import lr_scheduler, optimizer  # noqa: E402
+from . import initializer  # noqa: E402
+from . import initializer as init  # noqa: E402
 
 __all__ = ["base", "config", "context", "engine", "ops", "autograd", "ndarray", "nd",
            "Context", "cpu", "gpu", "cpu_pinned", "current_context", "num_gpus",
-           "HybridNetError", "MXNetError", "random", "rnd", "lr_scheduler", "optimizer"]
+           "HybridNetError", "MXNetError", "random", "rnd", "lr_scheduler", "optimizer",
+           "initializer", "init"]

@@ -1,0 +1,297 @@
+"""Transport: one node's ZeroMQ sockets, addresses and byte counters.
+
+Every node binds one ROUTER socket that receives all its inbound messages (read by a single
+thread), and connects one DEALER socket per peer it sends to (any thread may send; a lock per
+peer keeps each socket used by one thread at a time and numbers the messages). Sockets therefore
+carry traffic in one direction only, as in ps-lite, and no socket is ever shared by two threads
+at once. Array frames of 64 KiB and more are sent without copies (``copy=False``); with
+``track=True`` the caller gets trackers telling when ZeroMQ no longer reads the buffer.
+
+Addresses: host names are resolved here (they work as well as IPs); a node binds the address it
+advertises (``0.0.0.0`` only with HYBRIDNET_KVSTORE_BIND_ALL) on a port inside
+HYBRIDNET_KVSTORE_PORT_RANGE when one is set.
+"""
+from __future__ import annotations
+
+import collections
+import fcntl
+import logging
+import os
+import random
+import socket
+import struct
+import threading
+
+import numpy as np
+import zmq
+
+from ...base import HybridNetError
+from .wire import Codec, Message, PeerTable, WireError, role_name
+
+__all__ = ["Transport", "TransportError", "resolve_host", "interface_ip", "route_ip", "new_nonce"]
+
+log = logging.getLogger("hybridnet.kvstore.dist")
+
+_ZERO_COPY_MIN = 1 << 16
+_DROP_LOG_FIRST = 3          # drops of one reason logged in full before sampling
+_DROP_LOG_EVERY = 1000       # then one summary line per this many drops
+
+
+class TransportError(HybridNetError, ConnectionError):
+    """A socket could not bind, connect or send in time."""
+
+
+def resolve_host(host: str, what: str = "host") -> str:
+    """The IPv4 address of ``host`` (a name or an IP)."""
+    try:
+        infos = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as err:
+        raise TransportError(f"cannot resolve {what} {host!r}: {err}") from None
+    return infos[0][4][0]
+
+
+def interface_ip(name: str) -> str:
+    """The IPv4 address of network interface ``name`` (Linux)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        packed = fcntl.ioctl(sock.fileno(), 0x8915,  # SIOCGIFADDR
+                             struct.pack("256s", name.encode()[:15]))
+    except OSError as err:
+        raise TransportError(f"network interface {name!r} (DMLC_INTERFACE) has no IPv4 "
+                             f"address: {err.strerror}") from None
+    finally:
+        sock.close()
+    return socket.inet_ntoa(packed[20:24])
+
+
+def route_ip(target_ip: str) -> str:
+    """The local IPv4 address the kernel would use to reach ``target_ip``."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.connect((target_ip, 9))      # no packet is sent for a UDP connect
+        return sock.getsockname()[0]
+    except OSError:
+        return "127.0.0.1"
+    finally:
+        sock.close()
+
+
+class _Out:
+    """A DEALER to one peer, with its lock, sequence counter and address."""
+    __slots__ = ("sock", "lock", "seq", "address", "role", "rank")
+
+    def __init__(self, sock, address, role, rank):
+        self.sock, self.address, self.role, self.rank = sock, address, role, rank
+        self.lock = threading.Lock()
+        self.seq = 0
+
+
+class _DropLog:
+    """Counts dropped frames by reason and logs them at bounded size and rate."""
+
+    def __init__(self, node: str):
+        self.node = node
+        self.counts = collections.Counter()
+
+    def drop(self, reason: str, detail: str, peer: str) -> None:
+        self.counts[reason] += 1
+        n = self.counts[reason]
+        if n <= _DROP_LOG_FIRST:
+            log.warning("%s: dropped a frame from %s (%s)", self.node, peer[:64], detail[:200])
+        elif n % _DROP_LOG_EVERY == 0:
+            log.warning("%s: dropped %d frames so far for reason %r", self.node, n, reason)
+
+
+class Transport:
+    """The sockets of one node.
+
+    Args:
+        codec: the job's ``Codec``.
+        role, rank: this node (rank -1 until the scheduler assigns it).
+        nonce: this process's random 64-bit id (its DEALERs' ZeroMQ identity).
+        send_timeout: seconds a send may wait for a full queue before failing.
+    """
+
+    def __init__(self, codec: Codec, role: int, rank: int, nonce: int, send_timeout: float,
+                 heartbeat: tuple | None = None, verbose: int = 0):
+        self.codec, self.role, self.rank, self.nonce = codec, role, rank, nonce
+        self.verbose = verbose
+        self._send_timeout_ms = max(1, int(send_timeout * 1000))
+        self._heartbeat = heartbeat
+        self._ctx = zmq.Context(io_threads=1)
+        self._router = None
+        self._poller = zmq.Poller()
+        self._out: dict = {}
+        self._out_lock = threading.Lock()
+        self.peers = PeerTable()
+        self.address: tuple | None = None
+        self.bytes_sent = collections.Counter()    # (role, rank) -> bytes
+        self.bytes_recv = collections.Counter()
+        self.messages_recv = 0
+        self.drops = _DropLog(self.name)
+
+    @property
+    def name(self) -> str:
+        return f"{role_name(self.role)} {self.rank}"
+
+    # ---- inbound -------------------------------------------------------------------------
+    def bind(self, host: str, port: int = 0, port_range: tuple | None = None,
+             bind_all: bool = False) -> int:
+        """Bind the ROUTER on ``host`` (an IP) and return the port.
+
+        ``port`` > 0 forces a port; else the first free port of ``port_range`` (tried from a
+        random start), else an OS-chosen one.
+        """
+        router = self._ctx.socket(zmq.ROUTER)
+        router.setsockopt(zmq.LINGER, 0)
+        router.setsockopt(zmq.MAXMSGSIZE, self.codec.max_frame + (1 << 20))
+        if self._heartbeat:
+            self._set_heartbeat(router)
+        where = "0.0.0.0" if bind_all else host
+        if port:
+            candidates = [port]
+        elif port_range:
+            low, high = port_range
+            candidates = list(range(low, high + 1))
+            start = random.randrange(len(candidates))
+            candidates = candidates[start:] + candidates[:start]
+        else:
+            candidates = [0]
+        last = None
+        for cand in candidates:
+            try:
+                if cand == 0:
+                    router.bind(f"tcp://{where}:*")
+                    cand = int(router.getsockopt(zmq.LAST_ENDPOINT).decode().rsplit(":", 1)[1])
+                else:
+                    router.bind(f"tcp://{where}:{cand}")
+                self._router = router
+                self._poller.register(router, zmq.POLLIN)
+                self.address = (host, cand)
+                return cand
+            except zmq.ZMQError as err:
+                last = err
+        router.close()
+        span = f"port {port}" if port else (f"ports {port_range[0]}-{port_range[1]}"
+                                            if port_range else "an OS-chosen port")
+        raise TransportError(f"{self.name}: cannot listen on {where} at {span}: {last} "
+                             f"(set HYBRIDNET_KVSTORE_PORT_RANGE or PORT, or free the port)")
+
+    def recv(self, timeout: float) -> tuple | None:
+        """Wait up to ``timeout`` seconds for one valid message; return (identity, Message).
+
+        Invalid frames are dropped (counted in ``drops.counts``) and waiting goes on.
+        """
+        if not self._poller.poll(int(timeout * 1000)):
+            return None
+        parts = self._router.recv_multipart(copy=False)
+        identity = parts[0].bytes
+        try:
+            msg = self.codec.decode(parts[1:])
+            self.peers.check(identity, msg)
+        except WireError as err:
+            self.drops.drop(err.reason, str(err), repr(identity))
+            return None
+        nbytes = sum(len(p) for p in parts[1:])
+        self.bytes_recv[(msg.src_role, msg.src_rank)] += nbytes
+        self.messages_recv += 1
+        if self.verbose >= 2:
+            log.info("%s: recv %s", self.name, msg.describe())
+        return identity, msg
+
+    # ---- outbound ------------------------------------------------------------------------
+    def connect(self, key, role: int, rank: int, host: str, port: int) -> None:
+        """Open (or reuse) the DEALER named ``key`` to peer (role, rank) at host:port."""
+        with self._out_lock:
+            if key in self._out:
+                return
+            sock = self._ctx.socket(zmq.DEALER)
+            sock.setsockopt(zmq.ROUTING_ID, b"n" + self.nonce.to_bytes(8, "little"))
+            sock.setsockopt(zmq.LINGER, 2000)
+            sock.setsockopt(zmq.SNDHWM, 100000)
+            sock.setsockopt(zmq.SNDTIMEO, self._send_timeout_ms)
+            if self._heartbeat:
+                self._set_heartbeat(sock)
+            try:
+                sock.connect(f"tcp://{host}:{port}")
+            except zmq.ZMQError as err:
+                sock.close(0)
+                raise TransportError(f"{self.name}: cannot connect to {role_name(role)} {rank} "
+                                     f"at {host}:{port}: {err}") from None
+            self._out[key] = _Out(sock, f"{host}:{port}", role, rank)
+
+    def set_rank(self, key, rank: int) -> None:
+        """Record the rank the scheduler gave the peer behind ``key``."""
+        self._out[key].rank = rank
+
+    def disconnect(self, key) -> None:
+        with self._out_lock:
+            out = self._out.pop(key, None)
+        if out is not None:
+            with out.lock:
+                out.sock.close(0)
+
+    def send(self, key, msg: Message, track: bool = False) -> list:
+        """Send ``msg`` to peer ``key``; return trackers of zero-copy frames if ``track``."""
+        out = self._out.get(key)
+        if out is None:
+            raise TransportError(f"{self.name}: no connection to peer {key!r}")
+        role, rank = out.role, out.rank
+        msg.src_role, msg.src_rank, msg.nonce = self.role, self.rank, self.nonce
+        msg.dst_role, msg.dst_rank = role, rank
+        trackers = []
+        with out.lock:
+            out.seq += 1
+            msg.seq = out.seq
+            parts = self.codec.encode(msg)
+            last = len(parts) - 1
+            nbytes = 0
+            try:
+                for i, part in enumerate(parts):
+                    flags = zmq.SNDMORE if i < last else 0
+                    size = part.nbytes if isinstance(part, (np.ndarray, memoryview)) else len(part)
+                    nbytes += size
+                    if size >= _ZERO_COPY_MIN and not isinstance(part, bytes):
+                        if isinstance(part, np.ndarray):
+                            part = memoryview(part).cast("B")
+                        tracker = out.sock.send(part, flags, copy=False, track=track)
+                        if track:
+                            trackers.append(tracker)
+                    else:
+                        out.sock.send(part, flags)
+            except zmq.Again:
+                raise TransportError(
+                    f"{self.name}: sending to {role_name(role)} {rank} at {out.address} timed "
+                    f"out after {self._send_timeout_ms / 1000:.1f} s (peer not reading)") from None
+            except zmq.ZMQError as err:
+                raise TransportError(f"{self.name}: sending to {role_name(role)} {rank} at "
+                                     f"{out.address} failed: {err}") from None
+            self.bytes_sent[(role, rank)] += nbytes
+        if self.verbose >= 2:
+            log.info("%s: send %s", self.name, msg.describe())
+        return trackers
+
+    def _set_heartbeat(self, sock) -> None:
+        # ZMTP heartbeats let ZeroMQ notice a silently dead TCP connection and reconnect.
+        interval, timeout = self._heartbeat
+        sock.setsockopt(zmq.HEARTBEAT_IVL, max(1, int(interval * 1000)))
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, max(1, int(timeout * 1000)))
+        sock.setsockopt(zmq.HEARTBEAT_TTL, max(100, int(timeout * 1000)))
+
+    def close(self, linger: float = 1.0) -> None:
+        """Close every socket (pending sends get ``linger`` seconds to leave)."""
+        with self._out_lock:
+            for out in self._out.values():
+                with out.lock:
+                    out.sock.close(int(linger * 1000))
+            self._out.clear()
+        if self._router is not None:
+            self._poller.unregister(self._router)
+            self._router.close(0)
+            self._router = None
+        self._ctx.term()
+
+
+def new_nonce() -> int:
+    """A random 64-bit process id (nonzero) for the wire header and socket identity."""
+    return int.from_bytes(os.urandom(8), "little") | 1

@@ -1,0 +1,368 @@
+"""The wire format of the distributed KVStore: authenticated multipart messages, never pickles.
+
+A message is one ZeroMQ multipart message::
+
+    [header] [data 0] ... [data n-1] [mac]
+
+``header`` is a fixed little-endian struct (``_FIXED`` below: magic ``HNKV``, version, command,
+flags, number of data frames, job id, sender and receiver role/rank, the sender's process nonce,
+a per-connection sequence number, a request id, the key, the body length), then one u64 length
+per data frame, then a JSON object (the command's small arguments: dtype, shape, round, ...).
+Data frames are raw array bytes, sent and received without copies. ``mac`` is
+HMAC-SHA256(job secret, header [+ every data frame in ``full`` mode]). The header carries every
+data frame's length, so even in ``header`` mode a frame of another size is rejected.
+
+Receiving is strict and bounded: sizes are checked before anything is parsed, the MAC before
+the JSON, and the sender's sequence number must grow (``PeerTable``). A frame that fails any
+check raises ``WireError`` with a short ``reason``; the transport drops it, counts it and logs it
+at bounded size -- a bad frame never crashes a node.
+"""
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import json
+import struct
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...base import HybridNetError
+
+__all__ = ["Role", "Cmd", "Flag", "Message", "Codec", "WireError", "PeerTable", "role_name",
+           "array_meta", "frame_array", "parse_secret", "job_bytes", "MAC_SIZE", "VERSION"]
+
+MAGIC = b"HNKV"
+VERSION = 1
+MAC_SIZE = 32
+MAX_FRAMES = 4096
+MAX_BODY = 1 << 20
+_FIXED = struct.Struct("<4sBBHH16sBBiiQQQqI")
+_LEN = struct.Struct("<Q")
+
+
+class WireError(HybridNetError, ValueError):
+    """A frame that is not a valid, authentic message of this job; ``reason`` is a short tag."""
+
+    def __init__(self, reason: str, detail: str):
+        self.reason = reason
+        super().__init__(f"{reason}: {detail}")
+
+
+class Role(enum.IntEnum):
+    """Node roles; the values are ps-lite's group bits."""
+    SCHEDULER = 1
+    SERVER = 2
+    WORKER = 4
+
+
+def role_name(role: int) -> str:
+    try:
+        return Role(role).name.lower()
+    except ValueError:
+        return f"role{role}"
+
+
+class Cmd(enum.IntEnum):
+    """Message commands: membership (scheduler) first, then key-value (servers)."""
+    REGISTER = 1        # node -> scheduler: role, requested rank, host, port, pid
+    NODE_TABLE = 2      # scheduler -> node: every node's role, rank, address, nonce
+    BARRIER = 3         # node -> scheduler: group, generation; reply when all arrived
+    HEARTBEAT = 4       # node -> scheduler; reply HEARTBEAT
+    ABORT = 5           # scheduler -> node: the job stops, body names the cause
+    FAIL = 6            # node -> scheduler: this node failed (reason), stop the job
+    LEAVE = 7           # worker -> server/scheduler: no more pushes from me (clean exit)
+    SHUTDOWN = 8        # scheduler -> server: every worker left, exit 0
+    INIT = 20           # worker 0 -> server: initial value of a key
+    PUSH = 21           # worker -> server: a gradient (or 2-bit codes) for one round
+    PULL = 22           # worker -> server: current value (after my last push's round)
+    SET_MODE = 23       # worker 0 -> server: sync or async
+    SET_OPTIMIZER = 24  # worker 0 -> server: optimizer spec (JSON, never a pickle)
+    SET_COMPRESSION = 25  # worker 0 -> server: {'type': '2bit', 'threshold': t}
+    STATE_GET = 26      # worker -> server: optimizer state arrays of one key
+    STATE_SET = 27      # worker -> server: load optimizer state arrays of one key
+    STATS = 28          # worker -> server: counters (tests, benchmarks, debugging)
+
+
+class Flag(enum.IntFlag):
+    REPLY = 0x1
+    ERROR = 0x2
+    MAC_PAYLOAD = 0x4   # the MAC covers data frames too (auth mode 'full')
+    ASYNC = 0x8         # a push sent by a dist_async store
+    COMPRESSED = 0x10   # the data frame holds 2-bit codes
+
+
+_COMMANDS = frozenset(int(c) for c in Cmd)
+_ROLES = frozenset(int(r) for r in Role)
+_DTYPES = {name: np.dtype(name) for name in
+           ("float16", "float32", "float64", "uint8", "int8", "int32", "int64", "bool")}
+
+
+def parse_secret(text: str) -> bytes:
+    """The 32-byte job secret from its 64-hex-digit form (the value is never echoed)."""
+    try:
+        secret = bytes.fromhex(text.strip())
+    except ValueError:
+        secret = b""
+    if len(secret) != 32:
+        raise HybridNetError(
+            "HYBRIDNET_KVSTORE_SECRET must be 64 hexadecimal digits (32 bytes), the same on "
+            "every node of the job; python -m hybridnet.launch makes one for you")
+    return secret
+
+
+def job_bytes(job_id: str) -> bytes:
+    """The 16-byte job id carried by every message."""
+    return hashlib.sha256(job_id.encode()).digest()[:16]
+
+
+@dataclass
+class Message:
+    """One decoded (or to-be-encoded) message; ``frames`` are buffers (bytes, memoryview,
+    contiguous numpy arrays or zmq Frames)."""
+    cmd: int
+    flags: int = 0
+    key: int = 0
+    req: int = 0
+    body: dict = field(default_factory=dict)
+    frames: list = field(default_factory=list)
+    src_role: int = 0
+    src_rank: int = -1
+    dst_role: int = 0
+    dst_rank: int = -1
+    nonce: int = 0
+    seq: int = 0
+
+    @property
+    def is_reply(self) -> bool:
+        return bool(self.flags & Flag.REPLY)
+
+    @property
+    def is_error(self) -> bool:
+        return bool(self.flags & Flag.ERROR)
+
+    def describe(self) -> str:
+        """One log line of metadata: never payload bytes, never the secret."""
+        try:
+            name = Cmd(self.cmd).name
+        except ValueError:
+            name = str(self.cmd)
+        kind = "error" if self.is_error else ("reply" if self.is_reply else "request")
+        sizes = [_frame_len(f) for f in self.frames]
+        return (f"{name} {kind} {role_name(self.src_role)}{self.src_rank}->"
+                f"{role_name(self.dst_role)}{self.dst_rank} key={self.key} req={self.req} "
+                f"seq={self.seq} frames={sizes}")
+
+
+def _frame_len(frame) -> int:
+    if isinstance(frame, np.ndarray):
+        return frame.nbytes
+    if isinstance(frame, memoryview):
+        return frame.nbytes
+    return len(frame)
+
+
+def _frame_view(frame):
+    """A buffer of ``frame`` for hashing, without copying."""
+    buf = getattr(frame, "buffer", None)      # zmq.Frame
+    if buf is not None:
+        return buf
+    if isinstance(frame, np.ndarray):
+        return memoryview(frame).cast("B")
+    return frame
+
+
+class Codec:
+    """Encodes and authenticates messages for one node of one job.
+
+    Args:
+        secret: the job's 32-byte key.
+        job_id: the job id (any string; hashed to 16 bytes).
+        mode: ``'full'`` (MAC over header and data) or ``'header'`` (MAC over the header, which
+            holds every data frame's length).
+        max_frame: largest data frame (bytes) accepted.
+    """
+
+    def __init__(self, secret: bytes, job_id: str, mode: str = "full",
+                 max_frame: int = 4 << 30):
+        if len(secret) != 32:
+            raise HybridNetError("the job secret must be 32 bytes")
+        if mode not in ("full", "header"):
+            raise HybridNetError(f"auth mode must be 'full' or 'header', got {mode!r}")
+        self._secret = secret
+        self.job = job_bytes(job_id)
+        self.mode = mode
+        self.max_frame = int(max_frame)
+
+    def __repr__(self):                    # never show the secret
+        return f"<Codec mode={self.mode}>"
+
+    def _mac(self, header: bytes, frames) -> bytes:
+        mac = hmac.new(self._secret, header, hashlib.sha256)
+        if self.mode == "full":
+            for frame in frames:
+                mac.update(_frame_view(frame))
+        return mac.digest()
+
+    def encode(self, msg: Message) -> list:
+        """The multipart parts of ``msg``: header bytes, the data frames as given, the MAC."""
+        flags = int(msg.flags) | (Flag.MAC_PAYLOAD if self.mode == "full" else 0)
+        body = json.dumps(msg.body, separators=(",", ":")).encode() if msg.body else b""
+        if len(body) > MAX_BODY:
+            raise WireError("body_size", f"message body of {len(body)} bytes exceeds {MAX_BODY}")
+        if len(msg.frames) > MAX_FRAMES:
+            raise WireError("frame_count", f"{len(msg.frames)} data frames exceed {MAX_FRAMES}")
+        parts = [_FIXED.pack(MAGIC, VERSION, msg.cmd, flags, len(msg.frames), self.job,
+                             msg.src_role, msg.dst_role, msg.src_rank, msg.dst_rank,
+                             msg.nonce, msg.seq, msg.req, msg.key, len(body))]
+        parts.extend(_LEN.pack(_frame_len(f)) for f in msg.frames)
+        parts.append(body)
+        header = b"".join(parts)
+        return [header, *msg.frames, self._mac(header, msg.frames)]
+
+    def decode(self, parts: list) -> Message:
+        """Check and decode received parts (bytes or zmq Frames); raise ``WireError``."""
+        if len(parts) < 2:
+            raise WireError("frame_count", f"{len(parts)} parts, expected header and mac")
+        head = parts[0]
+        head = head.bytes if hasattr(head, "bytes") else bytes(head)
+        if len(head) < _FIXED.size:
+            raise WireError("short_header", f"header of {len(head)} bytes < {_FIXED.size}")
+        (magic, version, cmd, flags, nframes, job, src_role, dst_role, src_rank, dst_rank,
+         nonce, seq, req, key, body_len) = _FIXED.unpack_from(head)
+        if magic != MAGIC:
+            raise WireError("magic", f"bad magic {magic!r}")
+        if version != VERSION:
+            raise WireError("version", f"protocol version {version}, this node speaks {VERSION}")
+        if job != self.job:
+            raise WireError("wrong_job", "message of another job (job id differs)")
+        if nframes != len(parts) - 2:
+            raise WireError("frame_count", f"header announces {nframes} data frames, "
+                                           f"message has {len(parts) - 2}")
+        if body_len > MAX_BODY:
+            raise WireError("body_size", f"body of {body_len} bytes exceeds {MAX_BODY}")
+        expected = _FIXED.size + nframes * _LEN.size + body_len
+        if len(head) != expected:
+            raise WireError("header_size", f"header of {len(head)} bytes, fields say {expected}")
+        data = parts[1:-1]
+        for i in range(nframes):
+            (length,) = _LEN.unpack_from(head, _FIXED.size + i * _LEN.size)
+            if length > self.max_frame:
+                raise WireError("frame_size", f"frame {i} announces {length} bytes > limit "
+                                              f"{self.max_frame}")
+            actual = _frame_len(data[i])
+            if actual != length:
+                raise WireError("frame_size", f"frame {i} has {actual} bytes, header says "
+                                              f"{length}")
+        if bool(flags & Flag.MAC_PAYLOAD) != (self.mode == "full"):
+            sender = "full" if flags & Flag.MAC_PAYLOAD else "header"
+            raise WireError("auth_mode", f"sender authenticates in '{sender}' mode, this node "
+                                         f"in '{self.mode}' (HYBRIDNET_KVSTORE_AUTH differs)")
+        mac = parts[-1]
+        mac = mac.bytes if hasattr(mac, "bytes") else bytes(mac)
+        if len(mac) != MAC_SIZE or not hmac.compare_digest(mac, self._mac(head, data)):
+            raise WireError("bad_mac", "authentication failed (wrong secret or altered frame)")
+        if cmd not in _COMMANDS:
+            raise WireError("unknown_command", f"command {cmd}")
+        if src_role not in _ROLES or dst_role not in _ROLES:
+            raise WireError("bad_role", f"roles {src_role}->{dst_role}")
+        body = {}
+        if body_len:
+            raw = head[expected - body_len:]
+            try:
+                body = json.loads(raw)
+            except (ValueError, RecursionError) as err:
+                raise WireError("bad_body", f"body is not JSON ({type(err).__name__})") from None
+            if not isinstance(body, dict):
+                raise WireError("bad_body", f"body is a JSON {type(body).__name__}, not an object")
+        return Message(cmd, flags & ~Flag.MAC_PAYLOAD, key, req, body, list(data), src_role,
+                       src_rank, dst_role, dst_rank, nonce, seq)
+
+
+class PeerTable:
+    """Who may send to this node, and the last sequence number seen from each sender.
+
+    A sender is its process nonce; it is bound to one (role, rank) and one connection identity.
+    Before the membership is fixed (``close``), new senders of the roles in ``open_roles`` are
+    admitted on their first authentic message; afterwards only the senders ``expect``-ed from
+    the node table are. A message whose sequence number does not grow is a replay.
+    """
+
+    def __init__(self, open_roles=()):
+        self._peers: dict = {}             # nonce -> [role, rank, last_seq, identity]
+        self._ranks: dict = {}             # (role, rank) -> nonce, for ranks >= 0
+        self.open_roles = set(open_roles)
+
+    def expect(self, role: int, rank: int, nonce: int) -> None:
+        peer = self._peers.get(nonce)
+        if peer is None:
+            self._peers[nonce] = [role, rank, 0, None]
+        else:
+            peer[1] = rank
+        if rank >= 0:
+            self._ranks[(role, rank)] = nonce
+
+    def close(self) -> None:
+        """Admit no new senders from now on (membership is fixed)."""
+        self.open_roles = set()
+
+    def forget(self, nonce: int) -> None:
+        peer = self._peers.pop(nonce, None)
+        if peer is not None and self._ranks.get((peer[0], peer[1])) == nonce:
+            del self._ranks[(peer[0], peer[1])]
+
+    def check(self, identity: bytes, msg: Message) -> None:
+        """Raise ``WireError`` unless ``msg`` may come from this sender on this connection."""
+        peer = self._peers.get(msg.nonce)
+        who = f"{role_name(msg.src_role)} rank {msg.src_rank}"
+        if peer is None:
+            if msg.src_role not in self.open_roles:
+                raise WireError("unknown_sender", f"{who} (nonce {msg.nonce:#x}) is not a member "
+                                                  f"of this job")
+            if msg.src_rank >= 0 and (msg.src_role, msg.src_rank) in self._ranks:
+                raise WireError("rank_taken", f"{who} is already held by another process")
+            peer = self._peers[msg.nonce] = [msg.src_role, msg.src_rank, 0, identity]
+            if msg.src_rank >= 0:
+                self._ranks[(msg.src_role, msg.src_rank)] = msg.nonce
+        role, rank, last, ident = peer
+        if msg.src_role != role or (rank >= 0 and msg.src_rank != rank):
+            raise WireError("wrong_rank", f"message claims {who}, but its sender is registered "
+                                          f"as {role_name(role)} rank {rank}")
+        if ident is None:
+            peer[3] = identity
+        elif ident != identity:
+            raise WireError("wrong_connection", f"{who} sent on a connection that is not its own")
+        if msg.seq <= last:
+            raise WireError("replay", f"{who} sequence number {msg.seq} <= last seen {last}")
+        peer[2] = msg.seq
+
+
+# ---- arrays on the wire ----------------------------------------------------------------------
+def array_meta(arr: np.ndarray) -> dict:
+    """The JSON description of an array sent as a data frame."""
+    return {"dtype": arr.dtype.name, "shape": list(arr.shape)}
+
+
+def frame_array(msg: Message, index: int = 0, meta: dict | None = None) -> np.ndarray:
+    """Data frame ``index`` of ``msg`` as a read-only array (no copy), checked against the
+    dtype and shape in ``meta`` (default: the message body); ``WireError`` if they disagree."""
+    meta = msg.body if meta is None else meta
+    if index >= len(msg.frames):
+        raise WireError("frame_count", f"{Cmd(msg.cmd).name} needs data frame {index}, message "
+                                       f"has {len(msg.frames)}")
+    dtype = _DTYPES.get(meta.get("dtype")) if isinstance(meta.get("dtype"), str) else None
+    if dtype is None:
+        raise WireError("bad_dtype", f"dtype {str(meta.get('dtype'))[:40]!r} is not one of "
+                                     f"{', '.join(_DTYPES)}")
+    shape = meta.get("shape")
+    if (not isinstance(shape, list) or len(shape) > 32
+            or not all(type(d) is int and 0 <= d < 1 << 48 for d in shape)):
+        raise WireError("bad_shape", f"shape {str(shape)[:60]} is not a list of sizes")
+    frame = msg.frames[index]
+    nbytes = _frame_len(frame)
+    if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize != nbytes:
+        raise WireError("size_mismatch", f"{dtype.name} array of shape {tuple(shape)} needs "
+                                         f"{int(np.prod(shape)) * dtype.itemsize} bytes, frame "
+                                         f"has {nbytes}")
+    return np.frombuffer(_frame_view(frame), dtype=dtype).reshape(shape)

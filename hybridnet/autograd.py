@@ -113,10 +113,34 @@ class Node:
         self.is_train, self.freed, self.function = is_train, False, function
 
 
+_IN_GRAPH = ("cannot write into an array that is already part of the recorded graph ({what}): "
+             "gradients would be computed from overwritten values. Call backward first, write "
+             "outside autograd.record(), or build a new array (y = y + 1 instead of y += 1, no "
+             "out= / x[idx] = v inside record())")
+
+
+def _wants_grad(x) -> bool:
+    """Whether gradients should flow into NDArray ``x`` (recorded, or marked with req != null)."""
+    entry = x._ag
+    return entry is not None and (type(entry) is not GradInfo or entry.grad_req != "null")
+
+
+def check_writable(x, what: str) -> None:
+    """Raise if writing into ``x`` now would corrupt a recorded graph (in-place ops, x[i] = v)."""
+    if _state.recording and x._ag is not None:
+        raise HybridNetError(_IN_GRAPH.format(what=what))
+
+
 def _record(op, p, args, aux, outputs, is_train, function=None) -> None:
     """Put one eager call on the tape (called by the eager invoke path while recording)."""
-    if not any(x._ag is not None for x in args):
+    for x in args:
+        if _wants_grad(x):
+            break
+    else:
         return                       # nothing upstream wants a gradient: nothing to record
+    for o in outputs:
+        if o._ag is not None:        # out= an array the graph already holds
+            raise HybridNetError(_IN_GRAPH.format(what=f"out= of {op.name}"))
     node = Node(op, p, args, aux, outputs, is_train, function)
     for i, o in enumerate(outputs):
         o._ag = (node, i)
@@ -171,50 +195,82 @@ def _key(x):
     return ("v", id(x)) if type(entry) is GradInfo else (id(entry[0]), entry[1])
 
 
-def _run_backward(heads, head_grads, retain_graph, train_mode):
-    """Propagate gradients from ``heads``; return {key: gradient NDArray} and the variables."""
-    from .engine import get_engine
-    from .ndarray.creation import ones, zeros
+def _head_gradients(heads, head_grads):
+    """Check the heads and their gradients (default ones); return (heads, gradients)."""
+    from .ndarray.creation import ones
     from .ndarray.ndarray import NDArray
-    from .ops import resource
-    from .ops.registry import ZERO_GRAD
-
     if not isinstance(heads, (list, tuple)):
         heads = [heads]
     if head_grads is not None and not isinstance(head_grads, (list, tuple)):
         head_grads = [head_grads]
     if head_grads is not None and len(head_grads) != len(heads):
         raise ValueError(f"backward got {len(heads)} heads but {len(head_grads)} head gradients")
-    grads: dict = {}
-    variables: dict = {}
+    out = []
     for i, h in enumerate(heads):
-        if h._ag is None:
+        if not isinstance(h, NDArray):
+            raise TypeError(f"head {i} is a {type(h).__name__}, expected an NDArray")
+        if not _wants_grad(h):
             raise HybridNetError(
-                f"cannot differentiate head {i}: it was not computed inside autograd.record() "
-                f"from arrays with attach_grad()")
+                f"cannot differentiate head {i} (shape {shape_str(h.shape)}): it is not part of a "
+                f"recorded graph. Compute it inside autograd.record() from arrays marked with "
+                f"attach_grad(); to run backward twice on one graph, pass retain_graph=True to "
+                f"the first backward")
         hg = None if head_grads is None else head_grads[i]
         if hg is None:
             hg = ones(h.shape, h._ctx, h._data.dtype)
+        elif not isinstance(hg, NDArray):
+            raise TypeError(f"head gradient {i} is a {type(hg).__name__}, expected an NDArray")
         elif hg.shape != h.shape:
             raise ShapeError("backward", f"head gradient {i} has shape {shape_str(hg.shape)}, "
                                          f"expected {shape_str(h.shape)} like its head")
-        if type(h._ag) is GradInfo:
-            variables[("v", id(h))] = h
-        key = _key(h)
-        grads[key] = grads[key] + hg if key in grads else hg
-    engine = get_engine()
+        else:
+            # MXNet fails on a dtype mismatch deep in a kernel; converting is what was meant
+            if hg._ctx != h._ctx:
+                hg = hg.as_in_context(h._ctx)
+            if hg._data.dtype != h._data.dtype:
+                hg = hg.astype(h._data.dtype)
+        out.append(hg)
+    return heads, out
+
+
+def _run_backward(heads, head_grads, retain_graph, train_mode):
+    """Propagate gradients from ``heads``.
+
+    Returns ({key: gradient NDArray}, {key: variable}) where the variables are every marked
+    array the graph reaches -- a variable reached only through zero-gradient operators
+    (BlockGrad, samplers) has no entry in the gradients and receives zeros, as in MXNet.
+    """
+    from .engine import get_engine
+    from .ndarray.creation import zeros
+    from .ops import resource
+    from .ops.registry import ZERO_GRAD
+
+    heads, head_grads = _head_gradients(heads, head_grads)
     nodes = _collect(heads)
     for node in nodes:
         if node.freed:
             raise HybridNetError("the recorded graph was already freed by an earlier backward; "
                                  "pass retain_graph=True to the first backward to run it twice")
+    variables: dict = {}
+    for h in heads:
+        if type(h._ag) is GradInfo:
+            variables[("v", id(h))] = h
+    for node in nodes:
+        for x in node.inputs:
+            if type(x._ag) is GradInfo and x._ag.grad_req != "null":
+                variables[("v", id(x))] = x
+    grads: dict = {}
+    engine = get_engine()
     with _scope(False, train_mode):
+        for h, hg in zip(heads, head_grads):
+            key = _key(h)
+            grads[key] = grads[key] + hg if key in grads else hg
         for node in nodes:
             n_out = len(node.out_data)
             out_grads = [grads.pop((id(node), i), None) for i in range(n_out)]
             if all(g is None for g in out_grads):
                 continue
-            want = [x._ag is not None for x in node.inputs]
+            want = [_wants_grad(x) for x in node.inputs]
             if not any(want):
                 continue
             op = node.op
@@ -234,18 +290,14 @@ def _run_backward(heads, head_grads, retain_graph, train_mode):
             else:
                 _push_node_backward(engine, resource, node, out_grads, in_grads, want)
             for x, g in zip(node.inputs, in_grads):
-                if g is None:
-                    continue
-                key = _key(x)
-                if type(x._ag) is GradInfo:
-                    variables[key] = x
-                grads[key] = grads[key] + g if key in grads else g
-            if not retain_graph:
-                node.freed = True
+                if g is not None:
+                    key = _key(x)
+                    grads[key] = grads[key] + g if key in grads else g
     if not retain_graph:
         for node in nodes:
+            node.freed = True
             node.inputs, node.aux, node.out_data = [], [], []
-    return grads, variables, NDArray
+    return grads, variables
 
 
 def _push_node_backward(engine, resource, node, out_grads, in_grads, want):
@@ -278,15 +330,20 @@ def backward(heads, head_grads=None, retain_graph: bool = False, train_mode: boo
         retain_graph: keep the tape so backward can run again.
         train_mode: run the operators' backward in training mode.
     """
-    grads, variables, _ = _run_backward(heads, head_grads, retain_graph, train_mode)
-    for key, x in variables.items():
-        g, info = grads.get(key), x._ag
-        if g is None or type(info) is not GradInfo or info.grad_req == "null":
-            continue
-        if info.grad_req == "add":
-            info.grad += g
-        else:
-            g.copyto(info.grad)
+    grads, variables = _run_backward(heads, head_grads, retain_graph, train_mode)
+    if not variables:
+        raise HybridNetError("backward: no array in the recorded graph requires a gradient "
+                             "(all were marked with grad_req='null')")
+    with _scope(False, None):
+        for key, x in variables.items():
+            g, info = grads.get(key), x._ag
+            if info.grad_req == "add":
+                if g is not None:
+                    info.grad += g
+            elif g is None:
+                info.grad[:] = 0          # reached only through zero-gradient operators
+            else:
+                g.copyto(info.grad)
 
 
 def grad(heads, variables, head_grads=None, retain_graph=None, create_graph: bool = False,
@@ -301,16 +358,15 @@ def grad(heads, variables, head_grads=None, retain_graph=None, create_graph: boo
     if create_graph:
         raise HybridNetError("autograd.grad(create_graph=True) is not supported: higher-order "
                              "gradients are not available in hybridnet")
-    single = isinstance(variables, NDArray)
-    if single:
+    if isinstance(variables, NDArray):
         variables = [variables]
     for i, v in enumerate(variables):
-        if type(v._ag) is not GradInfo:
+        if type(v._ag) is not GradInfo or v._ag.grad_req == "null":
             raise HybridNetError(f"variable {i} is not marked for gradients; call attach_grad() "
                                  f"on it before recording")
     if retain_graph is None:
         retain_graph = create_graph
-    grads, _, _ = _run_backward(heads, head_grads, retain_graph, train_mode)
+    grads, _ = _run_backward(heads, head_grads, retain_graph, train_mode)
     out = []
     for v in variables:
         g = grads.get(("v", id(v)))

@@ -9,11 +9,12 @@ import numbers
 
 import numpy as np
 
+from ..base import HybridNetError
 from ..context import Context, current_context
 from ..ops.params import parse_dtype
 from .ndarray import NDArray, call_op
 
-__all__ = ["zeros", "ones", "full", "arange", "linspace", "eye", "moveaxis"]
+__all__ = ["zeros", "ones", "full", "arange", "linspace", "eye", "moveaxis", "from_numpy"]
 
 
 def _shape(shape) -> tuple:
@@ -28,6 +29,9 @@ def _dtype(dtype):
 
 def zeros(shape, ctx: Context | None = None, dtype=None, stype=None, **kwargs) -> NDArray:
     """An array of zeros: ``mx.nd.zeros((2, 3), ctx=mx.cpu(), dtype='float32')``."""
+    if stype not in (None, "default"):
+        raise HybridNetError(f"zeros: storage type {stype!r} is not supported; only 'default' "
+                             f"(dense) arrays exist in hybridnet")
     ctx = ctx or current_context()
     return NDArray(ctx.xp.zeros(_shape(shape), _dtype(dtype)), ctx)
 
@@ -47,9 +51,12 @@ def full(shape, val, ctx: Context | None = None, dtype=np.float32, out=None) -> 
     return NDArray(ctx.xp.full(_shape(shape), val, _dtype(dtype)), ctx)
 
 
-def arange(start, stop=None, step=1.0, repeat=1, infer_range=False, ctx=None,
+def arange(start, stop=None, step=1.0, repeat=1, infer_range=None, ctx=None,
            dtype=np.float32) -> NDArray:
-    """Evenly spaced values in [start, stop), each repeated ``repeat`` times (MXNet's arange)."""
+    """Evenly spaced values in [start, stop), each repeated ``repeat`` times (MXNet's arange).
+
+    ``infer_range`` is accepted for compatibility (MXNet deprecated it); it changes nothing.
+    """
     if stop is None:
         start, stop = 0, start
     if step == 0:
@@ -91,3 +98,23 @@ def moveaxis(tensor: NDArray, source, destination) -> NDArray:
     return call_op("transpose", tensor, axes=tuple(order))
 
 
+
+
+def from_numpy(ndarray: np.ndarray, zero_copy: bool = True) -> NDArray:
+    """An NDArray on ``cpu(0)`` holding ``ndarray``'s values with its dtype (``mx.nd.from_numpy``).
+
+    With ``zero_copy=True`` (a C-contiguous array of a supported dtype) the NDArray uses the
+    numpy array's memory, and the numpy array is made read-only -- as in MXNet, the NDArray now
+    owns the values. Otherwise the values are copied.
+    """
+    if not isinstance(ndarray, np.ndarray):
+        raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(ndarray).__name__}")
+    dt = parse_dtype(ndarray.dtype)
+    if not zero_copy or not ndarray.flags.c_contiguous or ndarray.dtype != dt:
+        return NDArray(np.array(ndarray, dtype=dt, order="C"), Context.default_ctx)
+    if not ndarray.flags.writeable:
+        raise ValueError("from_numpy(zero_copy=True) needs a writeable array (it takes over its "
+                         "memory); pass zero_copy=False to copy a read-only one")
+    view = ndarray.view()        # stays writeable for the NDArray after the original is locked
+    ndarray.flags.writeable = False
+    return NDArray(view, Context.default_ctx)

@@ -179,9 +179,7 @@ def _recorded_basic(x, key):
 def set_item(x, key, value):
     """``x[key] = value`` with value a scalar, NDArray, numpy array or list (broadcast)."""
     from .ndarray import NDArray
-    if autograd.is_recording() and x._ag is not None:
-        raise HybridNetError("in-place operations (+=, -=, x[:]=, ...) are not supported on "
-                             "arrays recorded by autograd; build a new array instead")
+    autograd.check_writable(x, "x[key] = value")
     if _is_basic(key):
         _check_bounds(x.shape, key)
         target_key = key + (Ellipsis,) if isinstance(key, tuple) else (key, Ellipsis)

@@ -8,6 +8,7 @@ Basic slicing and ``reshape`` return views that share the buffer and the Var, as
 from __future__ import annotations
 
 import numbers
+import operator
 
 import numpy as np
 
@@ -19,7 +20,10 @@ from ..ops.params import parse_dtype
 from ..ops.registry import get_op
 from .invoke import invoke
 
-__all__ = ["NDArray", "call_op", "empty", "array", "waitall"]
+__all__ = ["NDArray", "call_op", "empty", "array", "waitall", "add", "subtract", "multiply",
+           "divide", "true_divide", "modulo", "power", "maximum", "minimum", "equal",
+           "not_equal", "greater", "greater_equal", "lesser", "lesser_equal", "logical_and",
+           "logical_or", "logical_xor"]
 
 _OPS: dict = {}
 
@@ -114,9 +118,7 @@ class NDArray:
 
     @property
     def T(self) -> "NDArray":
-        if self.ndim > 2:
-            raise HybridNetError(f"T only works on arrays of at most 2 dims, this one has "
-                                 f"{self.ndim}; use transpose(axes=...)")
+        """The array with its axes reversed (a copy; 1-D arrays come back unchanged)."""
         return call_op("transpose", self)
 
     def __len__(self) -> int:
@@ -304,9 +306,7 @@ class NDArray:
                         f"NDArray")
 
     def _inplace(self, other, op_name, scalar_name):
-        if autograd.is_recording() and self._ag is not None:
-            raise HybridNetError("in-place operations (+=, -=, x[:]=, ...) are not supported "
-                                 "on arrays recorded by autograd; use x = x + y instead")
+        autograd.check_writable(self, f"in-place {op_name}")
         if isinstance(other, NDArray):
             return call_op(op_name, self, other, out=self)
         if _is_scalar(other):
@@ -341,6 +341,68 @@ class NDArray:
     def __neg__(self): return call_op("negative", self)
     def __abs__(self): return call_op("abs", self)
     def __pos__(self): return self
+
+
+# ---- functional forms: nd.add(lhs, rhs) etc. (NDArray or number on either side) ---------------
+def _binary_function(name: str, array_op: str, scalar_op: str, rscalar_op: str, on_numbers):
+    def fn(lhs, rhs):
+        if isinstance(lhs, NDArray):
+            return lhs._binary(rhs, array_op, scalar_op)
+        if _is_scalar(lhs):
+            if isinstance(rhs, NDArray):
+                return rhs._rbinary(lhs, array_op, rscalar_op)
+            if _is_scalar(rhs):
+                return on_numbers(lhs, rhs)
+        raise TypeError(f"{name}: arguments must be NDArrays or numbers, got "
+                        f"{type(lhs).__name__} and {type(rhs).__name__}")
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = (f"``{name}(lhs, rhs)``: elementwise, broadcasting like numpy; either side may be "
+                  f"a number (two numbers give a number).")
+    return fn
+
+
+def _flag(test):
+    return lambda a, b: 1 if test(a, b) else 0
+
+
+add = _binary_function("add", "broadcast_add", "_plus_scalar", "_plus_scalar", operator.add)
+subtract = _binary_function("subtract", "broadcast_sub", "_minus_scalar", "_rminus_scalar",
+                            operator.sub)
+multiply = _binary_function("multiply", "broadcast_mul", "_mul_scalar", "_mul_scalar",
+                            operator.mul)
+divide = _binary_function("divide", "broadcast_div", "_div_scalar", "_rdiv_scalar",
+                          operator.truediv)
+true_divide = _binary_function("true_divide", "broadcast_div", "_div_scalar", "_rdiv_scalar",
+                               operator.truediv)
+modulo = _binary_function("modulo", "broadcast_mod", "_mod_scalar", "_rmod_scalar", operator.mod)
+power = _binary_function("power", "broadcast_power", "_power_scalar", "_rpower_scalar",
+                         operator.pow)
+maximum = _binary_function("maximum", "broadcast_maximum", "_maximum_scalar", "_maximum_scalar",
+                           max)
+minimum = _binary_function("minimum", "broadcast_minimum", "_minimum_scalar", "_minimum_scalar",
+                           min)
+equal = _binary_function("equal", "broadcast_equal", "_equal_scalar", "_equal_scalar",
+                         _flag(operator.eq))
+not_equal = _binary_function("not_equal", "broadcast_not_equal", "_not_equal_scalar",
+                             "_not_equal_scalar", _flag(operator.ne))
+greater = _binary_function("greater", "broadcast_greater", "_greater_scalar", "_lesser_scalar",
+                           _flag(operator.gt))
+greater_equal = _binary_function("greater_equal", "broadcast_greater_equal",
+                                 "_greater_equal_scalar", "_lesser_equal_scalar",
+                                 _flag(operator.ge))
+lesser = _binary_function("lesser", "broadcast_lesser", "_lesser_scalar", "_greater_scalar",
+                          _flag(operator.lt))
+lesser_equal = _binary_function("lesser_equal", "broadcast_lesser_equal", "_lesser_equal_scalar",
+                                "_greater_equal_scalar", _flag(operator.le))
+logical_and = _binary_function("logical_and", "broadcast_logical_and", "_logical_and_scalar",
+                               "_logical_and_scalar", _flag(lambda a, b: a and b))
+logical_or = _binary_function("logical_or", "broadcast_logical_or", "_logical_or_scalar",
+                              "_logical_or_scalar", _flag(lambda a, b: a or b))
+logical_xor = _binary_function("logical_xor", "broadcast_logical_xor", "_logical_xor_scalar",
+                               "_logical_xor_scalar", _flag(lambda a, b: bool(a) != bool(b)))
+BINARY_FUNCTIONS = ("add", "subtract", "multiply", "divide", "true_divide", "modulo", "power",
+                    "maximum", "minimum", "equal", "not_equal", "greater", "greater_equal",
+                    "lesser", "lesser_equal", "logical_and", "logical_or", "logical_xor")
 
 
 def _transfer(src, dst_data, dst_ctx):

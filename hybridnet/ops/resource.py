@@ -16,6 +16,16 @@ from .registry import OpContext
 
 __all__ = ["op_context", "rng_var", "seed"]
 
+
+
+class _ResourceVar(Var):
+    """The Var of a device's generator. It orders random draws but never holds a failure: an
+    error in one random op (or in an input that flowed into Dropout) fails that op's outputs,
+    not every later draw on the device."""
+    __slots__ = ()
+    failure = property(lambda self: None, lambda self, value: None)
+
+
 _lock = threading.Lock()
 _contexts: dict = {}
 _rng_vars: dict = {}
@@ -43,7 +53,7 @@ def op_context(device: Context) -> OpContext:
             if octx is None:
                 octx = OpContext(device.xp, device, _make_rng(device, _seed_base))
                 _contexts[device] = octx
-                _rng_vars[device] = Var(f"rng@{device}")
+                _rng_vars[device] = _ResourceVar(f"rng@{device}")
     return octx
 
 
@@ -73,6 +83,6 @@ def seed(seed_state: int, ctx="all") -> None:
             rng = _make_rng(device, seed_state)
             if octx is None:
                 _contexts[device] = OpContext(device.xp, device, rng)
-                _rng_vars[device] = Var(f"rng@{device}")
+                _rng_vars[device] = _ResourceVar(f"rng@{device}")
             else:
                 octx.rng = rng

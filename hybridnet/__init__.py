@@ -19,8 +19,9 @@ from . import random as rnd  # noqa: E402
 from . import lr_scheduler, optimizer  # noqa: E402
 from . import initializer  # noqa: E402
 from . import initializer as init  # noqa: E402
+from . import metric  # noqa: E402
 
 __all__ = ["base", "config", "context", "engine", "ops", "autograd", "ndarray", "nd",
            "Context", "cpu", "gpu", "cpu_pinned", "current_context", "num_gpus",
            "HybridNetError", "MXNetError", "random", "rnd", "lr_scheduler", "optimizer",
-           "initializer", "init"]
+           "initializer", "init", "metric"]

@@ -120,7 +120,7 @@ class OpDef:
         if variadic is not None and variadic not in self.param_map:
             self.params += (Param(variadic, "int", 1, "number of inputs"),)
             self.param_map[variadic] = self.params[-1]
-        if variadic is not None and tuple(inputs) == ("data",):
+        if variadic is not None and not callable(inputs) and tuple(inputs) == ("data",):
             self.input_names = lambda p: [f"arg{i}" for i in range(getattr(p, variadic))]
         else:
             self.input_names = _names_fn(inputs)

@@ -1,0 +1,177 @@
+"""im2col / col2im: the data rearrangement that turns convolution into one matrix product.
+
+Every convolution is handled in a canonical 3-D form: data ``(N, C, D, H, W)`` (1-D and 2-D
+convolutions get singleton depth/height axes with kernel 1), and a geometry tuple
+``geo = (kd, kh, kw, sd, sh, sw, pd, ph, pw, dd, dh, dw)`` of kernel, stride, pad and dilation.
+
+The column matrix ``col`` has shape ``(C * kd * kh * kw, N * OD * OH * OW)``: row
+``(c, i, j, k)`` holds, for every sample and output position, the input element that kernel tap
+``(i, j, k)`` of channel ``c`` sees (zero where that falls into the padding). Rows of one group
+of channels are contiguous, so a grouped convolution multiplies row blocks. Putting the batch
+in the columns makes every GEMM one large product instead of N small ones.
+
+``im2col`` overwrites ``col``; ``col2im`` *adds* the columns back into ``dx`` (so gradient
+req 'add' costs nothing extra; zero ``dx`` first for 'write').
+
+CPU float32/float64 arrays use the numba kernels: the input is copied once into a zero-padded
+buffer, after which every column row is a branch-free strided copy. The kernels index with
+unsigned integers on purpose -- with signed indices numba inserts a negative-index check per
+element that makes the copy loops 2-3x slower. Everything else (cupy arrays on the GPU, float16
+on the CPU) uses ``im2col_xp`` / ``col2im_xp``: one strided slice copy per kernel tap.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = ["im2col", "col2im", "im2col_xp", "col2im_xp", "padded_shape"]
+
+
+def padded_shape(x_shape, geo: tuple, out_sp: tuple) -> tuple:
+    """Shape of the zero-padded input that every kernel tap of every output reads inside."""
+    kd, kh, kw, sd, sh, sw, pd, ph, pw, dd, dh, dw = geo
+    ext = []
+    for size, k, s, p, d, o in zip(x_shape[2:], (kd, kh, kw), (sd, sh, sw), (pd, ph, pw),
+                                   (dd, dh, dw), out_sp):
+        ext.append(max(size + 2 * p, (o - 1) * s + (k - 1) * d + 1))
+    return tuple(x_shape[:2]) + tuple(ext)
+
+
+@numba.njit(nogil=True, cache=True)
+def _im2col_padded(xpad, col, geo, out_sp):
+    """col (C*K, N*P) <- taps of xpad (N, C, Dp, Hp, Wp); both C-contiguous."""
+    n_, c_, dp, hp, wp = xpad.shape
+    kd, kh, kw, sd, sh, sw, _pd, _ph, _pw, dd, dh, dw = geo
+    od, oh, ow = out_sp
+    src = xpad.ravel()
+    dst = col.ravel()
+    p_ = od * oh * ow
+    np_ = n_ * p_
+    plane = dp * hp * wp
+    for c in range(c_):
+        for n in range(n_):
+            sp = (n * c_ + c) * plane
+            row = c * kd * kh * kw
+            for i in range(kd):
+                for j in range(kh):
+                    for k in range(kw):
+                        o = row * np_ + n * p_
+                        for a in range(od):
+                            for b in range(oh):
+                                s = sp + ((a * sd + i * dd) * hp + b * sh + j * dh) * wp + k * dw
+                                if sw == 1:
+                                    for q in range(ow):
+                                        dst[np.uint64(o + q)] = src[np.uint64(s + q)]
+                                else:
+                                    for q in range(ow):
+                                        dst[np.uint64(o + q)] = src[np.uint64(s + q * sw)]
+                                o += ow
+                        row += 1
+
+
+@numba.njit(nogil=True, cache=True)
+def _col2im_padded(col, dpad, geo, out_sp):
+    """dpad (N, C, Dp, Hp, Wp) += columns of col (C*K, N*P); both C-contiguous."""
+    n_, c_, dp, hp, wp = dpad.shape
+    kd, kh, kw, sd, sh, sw, _pd, _ph, _pw, dd, dh, dw = geo
+    od, oh, ow = out_sp
+    src = col.ravel()
+    dst = dpad.ravel()
+    p_ = od * oh * ow
+    np_ = n_ * p_
+    plane = dp * hp * wp
+    for c in range(c_):
+        for n in range(n_):
+            sp = (n * c_ + c) * plane
+            row = c * kd * kh * kw
+            for i in range(kd):
+                for j in range(kh):
+                    for k in range(kw):
+                        o = row * np_ + n * p_
+                        for a in range(od):
+                            for b in range(oh):
+                                s = sp + ((a * sd + i * dd) * hp + b * sh + j * dh) * wp + k * dw
+                                if sw == 1:
+                                    for q in range(ow):
+                                        dst[np.uint64(s + q)] += src[np.uint64(o + q)]
+                                else:
+                                    for q in range(ow):
+                                        dst[np.uint64(s + q * sw)] += src[np.uint64(o + q)]
+                                o += ow
+                        row += 1
+
+
+def _interior(geo, x_shape):
+    pd, ph, pw = geo[6:9]
+    d_, h_, w_ = x_shape[2:]
+    return (slice(None), slice(None), slice(pd, pd + d_), slice(ph, ph + h_), slice(pw, pw + w_))
+
+
+def _use_numba(a, b) -> bool:
+    """The numba kernels take float32/float64 numpy arrays; the output one must be contiguous."""
+    return (type(a) is np.ndarray and type(b) is np.ndarray and a.dtype == b.dtype
+            and a.dtype in (np.float32, np.float64) and b.flags.c_contiguous)
+
+
+def im2col(xp, x, col, geo: tuple, out_sp: tuple) -> None:
+    """Fill ``col`` (C*K, N*P) from ``x`` (N, C, D, H, W) for output spatial size ``out_sp``."""
+    if not _use_numba(x, col):
+        im2col_xp(xp, x, col, geo, out_sp)
+        return
+    pshape = padded_shape(x.shape, geo, out_sp)
+    if pshape == x.shape and x.flags.c_contiguous:
+        xpad = x
+    else:
+        xpad = np.zeros(pshape, x.dtype)
+        xpad[_interior(geo, x.shape)] = x
+    _im2col_padded(xpad, col, geo, out_sp)
+
+
+def col2im(xp, col, dx, geo: tuple, out_sp: tuple) -> None:
+    """Add the columns ``col`` (C*K, N*P) back into ``dx`` (N, C, D, H, W)."""
+    if not _use_numba(dx, col):
+        col2im_xp(xp, col, dx, geo, out_sp)
+        return
+    pshape = padded_shape(dx.shape, geo, out_sp)
+    if pshape == dx.shape and dx.flags.c_contiguous:
+        _col2im_padded(col, dx, geo, out_sp)
+        return
+    dpad = np.zeros(pshape, dx.dtype)
+    _col2im_padded(col, dpad, geo, out_sp)
+    dx += dpad[_interior(geo, dx.shape)]
+
+
+def _tap_slices(geo, out_sp, i, j, k):
+    """The strided slices of the padded input that kernel tap (i, j, k) reads."""
+    kd, kh, kw, sd, sh, sw, pd, ph, pw, dd, dh, dw = geo
+    od, oh, ow = out_sp
+    return (slice(None), slice(None),
+            slice(i * dd, i * dd + sd * (od - 1) + 1, sd),
+            slice(j * dh, j * dh + sh * (oh - 1) + 1, sh),
+            slice(k * dw, k * dw + sw * (ow - 1) + 1, sw))
+
+
+def im2col_xp(xp, x, col, geo: tuple, out_sp: tuple) -> None:
+    """``im2col`` written with array slicing: one strided copy per kernel tap (GPU path)."""
+    kd, kh, kw = geo[:3]
+    n_, c_ = x.shape[:2]
+    xpad = xp.zeros(padded_shape(x.shape, geo, out_sp), x.dtype)
+    xpad[_interior(geo, x.shape)] = x
+    cols = col.reshape((c_, kd, kh, kw, n_) + tuple(out_sp))
+    for i in range(kd):
+        for j in range(kh):
+            for k in range(kw):
+                cols[:, i, j, k] = xpad[_tap_slices(geo, out_sp, i, j, k)].transpose(1, 0, 2, 3, 4)
+
+
+def col2im_xp(xp, col, dx, geo: tuple, out_sp: tuple) -> None:
+    """``col2im`` written with array slicing (GPU path); adds into ``dx``."""
+    kd, kh, kw = geo[:3]
+    n_, c_ = dx.shape[:2]
+    dpad = xp.zeros(padded_shape(dx.shape, geo, out_sp), dx.dtype)
+    cols = col.reshape((c_, kd, kh, kw, n_) + tuple(out_sp))
+    for i in range(kd):
+        for j in range(kh):
+            for k in range(kw):
+                dpad[_tap_slices(geo, out_sp, i, j, k)] += cols[:, i, j, k].transpose(1, 0, 2, 3, 4)
+    dx += dpad[_interior(geo, dx.shape)]

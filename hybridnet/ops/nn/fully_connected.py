@@ -1,0 +1,118 @@
+"""FullyConnected: ``out = data @ weight.T + bias``.
+
+With ``flatten=True`` (the default) data is collapsed to (batch, features) first; with
+``flatten=False`` the product applies to the last axis and the leading axes are kept. Every
+product goes straight to BLAS (``matmul`` with ``out=``) on 2-D views of the buffers, the bias
+is added in place, and gradients are written into the given buffers -- for req 'add' a product
+goes to a scratch buffer first (BLAS's own accumulate is not reachable through numpy).
+"""
+from __future__ import annotations
+
+from ...base import ParamError, ShapeError, shape_str
+from ..params import Param
+from ..registry import OpDef, assign, register
+
+__all__: list = []
+
+
+def _prod(dims) -> int:
+    n = 1
+    for d in dims:
+        n *= d
+    return n
+
+
+def _infer_shape(p, in_shapes):
+    nh = p.num_hidden
+    if nh <= 0:
+        raise ParamError(f"FullyConnected: num_hidden={nh} must be positive")
+    data, weight = in_shapes[0], in_shapes[1]
+    if data is not None and len(data) == 0:
+        raise ShapeError("FullyConnected", "data is a scalar (shape ()); expected at least "
+                                           "one axis")
+    features = 0
+    if data is not None:
+        rest = data[1:] if p.flatten else data[-1:]
+        features = _prod(rest) if all(rest) else 0
+    if weight is not None:
+        if len(weight) != 2 or weight[0] not in (0, nh) or (features and weight[1] not in
+                                                             (0, features)):
+            raise ShapeError("FullyConnected",
+                             f"weight has shape {shape_str(weight)}, expected "
+                             f"{shape_str((nh, features))} from data {shape_str(data)} and "
+                             f"num_hidden={nh}")
+        if not features and weight[1] and data is not None:
+            # the one unknown feature axis follows from the weight
+            if not p.flatten:
+                data = tuple(data[:-1]) + (weight[1],)
+            elif len(data) == 2:
+                data = (data[0], weight[1])
+        features = features or weight[1]
+    ins = [data, (nh, features)]
+    if not p.no_bias:
+        bias = in_shapes[2]
+        if bias is not None and (len(bias) != 1 or bias[0] not in (0, nh)):
+            raise ShapeError("FullyConnected", f"bias has shape {shape_str(bias)}, expected "
+                                               f"({nh},) for num_hidden={nh}")
+        ins.append((nh,))
+    out = None
+    if data is not None:
+        out = (data[0], nh) if p.flatten else tuple(data[:-1]) + (nh,)
+    return ins, [out], []
+
+
+def _rows(a, cols: int):
+    """2-D (rows, cols) view of a contiguous array."""
+    return a.reshape(-1, cols)
+
+
+def _into(xp, dst, req, a, b):
+    """dst (=|+=) a @ b through BLAS; dst is 2-D."""
+    if req == "write" and dst.flags.c_contiguous:
+        xp.matmul(a, b, out=dst)
+    else:
+        assign(dst, req, xp.matmul(a, b))
+
+
+def _forward(ctx, p, inputs, aux, outputs, is_train):
+    xp, w = ctx.xp, inputs[1]
+    y = outputs[0]
+    x2 = _rows(inputs[0], w.shape[1])
+    if y.flags.c_contiguous:
+        y2 = _rows(y, p.num_hidden)
+        xp.matmul(x2, w.T, out=y2)
+        if not p.no_bias:
+            y2 += inputs[2]
+    else:
+        y[...] = (x2 @ w.T + (0 if p.no_bias else inputs[2])).reshape(y.shape)
+
+
+def _backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
+    xp, x, w = ctx.xp, inputs[0], inputs[1]
+    dy2 = _rows(out_grads[0], p.num_hidden)
+    if req[0] != "null":
+        dx = in_grads[0]
+        if dx.flags.c_contiguous:
+            _into(xp, _rows(dx, w.shape[1]), req[0], dy2, w)
+        else:
+            assign(dx, req[0], (dy2 @ w).reshape(dx.shape))
+    if req[1] != "null":
+        _into(xp, in_grads[1], req[1], dy2.T, _rows(x, w.shape[1]))
+    if not p.no_bias and req[2] != "null":
+        assign(in_grads[2], req[2], dy2.sum(axis=0))
+
+
+register(OpDef(
+    "FullyConnected",
+    params=[Param("num_hidden", "int", doc="number of output features"),
+            Param("no_bias", "bool", False, "whether to leave out the bias"),
+            Param("flatten", "bool", True, "collapse all axes but the first before the "
+                                           "product (False: apply to the last axis)")],
+    inputs=lambda p: ["data", "weight"] if p.no_bias else ["data", "weight", "bias"],
+    infer_shape=_infer_shape, forward=_forward, backward=_backward,
+    bwd_inputs=(0, 1), bwd_outputs=(),
+    doc="FullyConnected(data, weight, bias=None, num_hidden, no_bias=False, flatten=True): "
+        "a dense layer, out = data @ weight.T + bias.\n\n"
+        "data (N, *rest) with weight (num_hidden, prod(rest)) gives (N, num_hidden); with "
+        "flatten=False data (..., k) and weight (num_hidden, k) give (..., num_hidden).\n\n"
+        "Example: mx.nd.FullyConnected(x, w, b, num_hidden=10)"))

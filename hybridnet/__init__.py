@@ -14,14 +14,22 @@ from . import ops  # noqa: E402
 from . import autograd  # noqa: E402
 from . import ndarray  # noqa: E402
 from . import ndarray as nd  # noqa: E402
+from . import name, attribute  # noqa: E402
+from .attribute import AttrScope  # noqa: E402
+from . import symbol  # noqa: E402
+from . import symbol as sym  # noqa: E402
+from . import operator  # noqa: E402
 from . import random  # noqa: E402
 from . import random as rnd  # noqa: E402
 from . import lr_scheduler, optimizer  # noqa: E402
 from . import initializer  # noqa: E402
 from . import initializer as init  # noqa: E402
 from . import metric  # noqa: E402
+from . import io, recordio  # noqa: E402
+from . import image  # noqa: E402
+from . import image as img  # noqa: E402
 
 __all__ = ["base", "config", "context", "engine", "ops", "autograd", "ndarray", "nd",
            "Context", "cpu", "gpu", "cpu_pinned", "current_context", "num_gpus",
            "HybridNetError", "MXNetError", "random", "rnd", "lr_scheduler", "optimizer",
-           "initializer", "init", "metric"]
+           "initializer", "init", "metric", "io", "recordio", "image", "img"]

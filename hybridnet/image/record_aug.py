@@ -36,7 +36,7 @@ AUG_DEFAULTS = {
 NORM_DEFAULTS = {
     "mirror": False, "rand_mirror": False, "mean_img": "", "mean_r": 0.0, "mean_g": 0.0,
     "mean_b": 0.0, "mean_a": 0.0, "std_r": 1.0, "std_g": 1.0, "std_b": 1.0, "std_a": 1.0,
-    "scale": 1.0,
+    "scale": 1.0, "max_random_contrast": 0.0, "max_random_illumination": 0.0,
 }
 _PCA_EIGVAL = np.array([55.46, 4.794, 1.148])
 _PCA_EIGVEC = np.array([[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140],
@@ -85,6 +85,8 @@ class RecordAugmenter:
         self._jitter = a["brightness"] > 0 or a["contrast"] > 0 or a["saturation"] > 0
         self.needs_rng = (a["rand_crop"] or a["random_resized_crop"] or self._affine
                           or self._jitter or a["pca_noise"] > 0 or self.norm["rand_mirror"]
+                          or self.norm["max_random_contrast"] > 0
+                          or self.norm["max_random_illumination"] > 0
                           or a["inter_method"] == 10 or a["max_crop_size"] != -1)
         if not raw:
             self._prepare_normaliser(mean_img)
@@ -93,8 +95,11 @@ class RecordAugmenter:
         n = self.norm
         names = "rgba"[:self.c] if self.c > 1 else "r"
         scale = np.float32(n["scale"])
+        self.inv_std = np.array([np.float32(1) / np.float32(n[f"std_{ch}"]) for ch in names],
+                                np.float32)
         self.mult = np.array([scale / np.float32(n[f"std_{ch}"]) for ch in names], np.float32)
         self.bias = np.zeros(self.c, np.float32)
+        self._lighting = n["max_random_contrast"] > 0 or n["max_random_illumination"] > 0
         if mean_img is not None:
             mean = np.asarray(mean_img, np.float32)
             if mean.shape != (self.c, self.h, self.w):
@@ -144,18 +149,29 @@ class RecordAugmenter:
     def mirror(self, rng) -> bool:
         return bool(self.norm["mirror"] or (self.norm["rand_mirror"] and rng.random() < 0.5))
 
-    def write(self, img: np.ndarray, mirror: bool, out: np.ndarray) -> None:
-        """Write the (cropped) image into the (C, H, W) batch slot ``out``."""
+    def write(self, img: np.ndarray, mirror: bool, out: np.ndarray, rng=None) -> None:
+        """Write the (cropped) image into the (C, H, W) batch slot ``out``; with
+        ``max_random_contrast`` / ``max_random_illumination`` the scale and offset are drawn
+        per image, as MXNet does: ``(x - mean) * (1 + c) * scale / std + i * scale / std``."""
         y0 = (img.shape[0] - self.h) // 2
         x0 = (img.shape[1] - self.w) // 2
         if self.raw:
             kernels.to_chw(img, y0, x0, mirror, out)
-        else:
-            kernels.to_chw(img, y0, x0, mirror, out, self.mean, self.mult, self.bias)
+            return
+        mult, bias = self.mult, self.bias
+        if self._lighting and rng is not None:
+            n = self.norm
+            scale = np.float32(n["scale"])
+            contrast = np.float32((rng.uniform(-1, 1) * n["max_random_contrast"] + 1) * scale)
+            light = np.float32(rng.uniform(-1, 1) * n["max_random_illumination"] * scale)
+            mult = (contrast * self.inv_std).astype(np.float32)
+            bias = (light * self.inv_std).astype(np.float32)
+        kernels.to_chw(img, y0, x0, mirror, out, self.mean, mult, bias)
 
     def __call__(self, payload: bytes, out: np.ndarray, rng, where: str) -> None:
         img = self.augment(self.decode(payload, where), rng, where)
-        self.write(img, self.mirror(rng) if rng is not None else bool(self.norm["mirror"]), out)
+        mirror = self.mirror(rng) if rng is not None else bool(self.norm["mirror"])
+        self.write(img, mirror, out, rng)
 
     # ---- the steps --------------------------------------------------------------------------
     def _resize_to_output(self, img, rng):

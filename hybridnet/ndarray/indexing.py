@@ -57,10 +57,18 @@ def _normalize_advanced(key):
     return tuple(out)
 
 
+def _ellipsis_at(parts) -> int:
+    """Position of ``...`` in ``parts`` or -1 (by identity: parts may hold numpy arrays)."""
+    for i, k in enumerate(parts):
+        if k is Ellipsis:
+            return i
+    return -1
+
+
 def _expand_ellipsis(ndim, parts):
-    if Ellipsis not in parts:
+    i = _ellipsis_at(parts)
+    if i < 0:
         return parts
-    i = parts.index(Ellipsis)
     n_real = sum(1 for k in parts if k is not None and k is not Ellipsis)
     return parts[:i] + (slice(None),) * (ndim - n_real) + parts[i + 1:]
 
@@ -90,11 +98,6 @@ def _result_shape(shape, key):
     return probe[key].shape
 
 
-def _all_ints(key) -> bool:
-    parts = key if isinstance(key, tuple) else (key,)
-    return all(isinstance(k, numbers.Integral) for k in parts)
-
-
 def get_item(x, key):
     """``x[key]``: a view for contiguous basic indexing, otherwise a new array."""
     from .ndarray import NDArray, call_op
@@ -102,14 +105,11 @@ def get_item(x, key):
         _check_bounds(x.shape, key)
         if autograd.is_recording():
             return _recorded_basic(x, key)
-        if _all_ints(key):
-            parts = key if isinstance(key, tuple) else (key,)
-            if len(parts) == x.ndim:
-                view = x._data[parts + (Ellipsis,)].reshape(1)
-            else:
-                view = x._data[key]
-        else:
-            view = x._data[key]
+        parts = key if isinstance(key, tuple) else (key,)
+        # a trailing ... makes numpy return a 0-d view instead of a scalar copy
+        view = x._data[parts if _ellipsis_at(parts) >= 0 else parts + (Ellipsis,)]
+        if view.ndim == 0 and any(isinstance(k, numbers.Integral) for k in parts):
+            view = view.reshape(1)          # legacy NDArrays: integer indexing gives shape (1,)
         if view.flags.c_contiguous:
             return NDArray(view, x._ctx, x._var)
         return _copy_out(x, lambda data: data[key], view.shape)
@@ -182,7 +182,8 @@ def set_item(x, key, value):
     autograd.check_writable(x, "x[key] = value")
     if _is_basic(key):
         _check_bounds(x.shape, key)
-        target_key = key + (Ellipsis,) if isinstance(key, tuple) else (key, Ellipsis)
+        parts = key if isinstance(key, tuple) else (key,)
+        target_key = parts if _ellipsis_at(parts) >= 0 else parts + (Ellipsis,)
         dst_shape = x._data[target_key].shape
     else:
         target_key = _normalize_advanced(key)
@@ -202,8 +203,11 @@ def set_item(x, key, value):
         if x._ctx.is_gpu:
             src = x._ctx.xp.asarray(src)
         src_shape = src.shape
+    core = tuple(src_shape)
+    while len(core) > len(dst_shape) and core[0] == 1:
+        core = core[1:]                     # numpy drops leading 1-dims of the value, as MXNet
     try:
-        if np.broadcast_shapes(src_shape, dst_shape) != tuple(dst_shape):
+        if np.broadcast_shapes(core, dst_shape) != tuple(dst_shape):
             raise ValueError
     except ValueError:
         raise ShapeError("__setitem__", f"cannot assign a value of shape {shape_str(src_shape)} "

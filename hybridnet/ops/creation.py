@@ -1,0 +1,100 @@
+"""Creation operators without inputs: ``_zeros``, ``_ones``, ``_full``, ``_arange``.
+
+The eager ``mx.nd.zeros`` and friends fill arrays directly; these registry entries exist so a
+*graph* can hold a constant (``mx.sym.zeros((2, 3))``) and so symbol files that contain them load.
+Parameters are MXNet's: ``shape``, ``ctx`` (a device string, '' = the current one), ``dtype``
+(default float32), ``value`` for ``_full``; ``start, stop, step, repeat, infer_range`` for
+``_arange``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..base import ShapeError
+from .params import Param
+from .registry import OpDef, register
+
+__all__: list = []
+
+
+class _DeviceParam(Param):
+    """``ctx``: a Context or a device string; MXNet's empty string means the current device."""
+    __slots__ = ()
+
+    def parse(self, op, value):
+        if isinstance(value, str) and value.strip() == "":
+            return None
+        return super().parse(op, value)
+
+
+def _common(shape_default):
+    return [Param("shape", "shape", shape_default, "the output shape"),
+            _DeviceParam("ctx", "context", None, "device of the output ('' = current)"),
+            Param("dtype", "dtype", np.dtype(np.float32), "output dtype")]
+
+
+def _type_of(p, in_types):
+    return [], [p.dtype or np.dtype(np.float32)], []
+
+
+def _fill(value_of):
+    def forward(ctx, p, inputs, aux, outputs, is_train):
+        outputs[0].fill(value_of(p))
+    return forward
+
+
+def _constant_shape(name):
+    def infer(p, in_shapes):
+        if p.shape is None:
+            raise ShapeError(name, "parameter shape is required")
+        return [], [tuple(p.shape)], []
+    return infer
+
+
+for _name, _value, _doc in (("_zeros", lambda p: 0, "An array of zeros."),
+                            ("_ones", lambda p: 1, "An array of ones.")):
+    register(OpDef(_name, params=_common(()), inputs=(), infer_shape=_constant_shape(_name),
+                   infer_type=_type_of, forward=_fill(_value), doc=_doc))
+
+register(OpDef("_full", params=_common(None) + [Param("value", "float", doc="the fill value")],
+               inputs=(), infer_shape=_constant_shape("_full"), infer_type=_type_of,
+               forward=_fill(lambda p: p.value), doc="An array filled with ``value``."))
+
+
+def _arange_length(p) -> int:
+    start, stop = (0.0, p.start) if p.stop is None else (p.start, p.stop)
+    if p.step == 0:
+        raise ShapeError("_arange", "step must not be 0")
+    return max(0, int(math.ceil((stop - start) / p.step))) * p.repeat
+
+
+def _arange_shape(p, in_shapes):
+    if p.infer_range:
+        raise ShapeError("_arange", "infer_range=True (a length taken from the graph) is not "
+                                    "supported; give stop explicitly")
+    if p.repeat < 1:
+        raise ShapeError("_arange", f"repeat must be >= 1, got {p.repeat}")
+    return [], [(_arange_length(p),)], []
+
+
+def _arange_forward(ctx, p, inputs, aux, outputs, is_train):
+    start, stop = (0.0, p.start) if p.stop is None else (p.start, p.stop)
+    values = np.arange(start, stop, p.step, dtype=np.float64)
+    if p.repeat != 1:
+        values = np.repeat(values, p.repeat)
+    outputs[0][...] = ctx.xp.asarray(values.astype(outputs[0].dtype))
+
+
+register(OpDef(
+    "_arange",
+    params=[Param("start", "float", doc="start of the interval"),
+            Param("stop", "float", None, "end of the interval (exclusive); None: [0, start)"),
+            Param("step", "float", 1.0, "spacing between values"),
+            Param("repeat", "int", 1, "how many times each value is repeated"),
+            Param("infer_range", "bool", False, "take the length from the graph (unsupported)"),
+            _DeviceParam("ctx", "context", None, "device of the output ('' = current)"),
+            Param("dtype", "dtype", np.dtype(np.float32), "output dtype")],
+    inputs=(), infer_shape=_arange_shape, infer_type=_type_of, forward=_arange_forward,
+    doc="Evenly spaced values in [start, stop), each repeated ``repeat`` times."))

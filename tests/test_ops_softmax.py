@@ -37,9 +37,8 @@ def _ref_softmax_length(x, length, axis=-1, **_):
 
 
 def _ref_softmax_activation(x, mode="instance"):
-    if mode == "instance":
-        return _np_softmax(x.reshape(x.shape[0], -1), 1).reshape(x.shape)
-    return _np_softmax(x, 1)
+    # MXNet 1.9: instance = the last axis (the whole instance for 2-D data), channel = axis 1
+    return _np_softmax(x, -1 if mode == "instance" else 1)
 
 
 def _ref_sce(x, label):
@@ -64,8 +63,10 @@ CASES = [
     OpCase("softmin", [(3, 5)], {}, _ref_softmin, id="softmin"),
     OpCase("softmin", [(2, 3, 4)], {"axis": 1, "temperature": 3.0}, _ref_softmin,
            id="softmin-axis1-T"),
-    OpCase("SoftmaxActivation", [(2, 3, 2, 2)], {}, _ref_softmax_activation,
+    OpCase("SoftmaxActivation", [(4, 6)], {}, _ref_softmax_activation,
            id="SoftmaxActivation-instance"),
+    OpCase("SoftmaxActivation", [(2, 3, 2, 2)], {}, _ref_softmax_activation,
+           id="SoftmaxActivation-instance-4d"),
     OpCase("SoftmaxActivation", [(2, 3, 2, 2)], {"mode": "channel"}, _ref_softmax_activation,
            id="SoftmaxActivation-channel"),
     OpCase("softmax_cross_entropy", [(4, 3), np.array([0, 2, 1, 2], np.float32)], {},

@@ -10,7 +10,9 @@
 * ``prelu``: like leaky with a learnable ``gamma`` input of shape ``(C,)`` (one slope per
   channel, channel = axis 1) or ``(1,)`` (one shared slope, Gluon's default);
 * ``elu``: ``x > 0 ? x : slope * (exp(x) - 1)``;
-* ``selu``: ``lambda * (x > 0 ? x : alpha * (exp(x) - 1))`` with the fixed SELU constants;
+* ``selu``: ``lambda * (x > 0 ? x : alpha * (exp(x) - 1))`` with the fixed SELU constants
+  (the gradient is the true derivative; MXNet 1.9's is ``lambda * (y + alpha)`` for x <= 0,
+  lambda times too large an offset);
 * ``gelu``: ``0.5 * x * (1 + erf(x / sqrt(2)))`` (the exact form, not the tanh approximation);
 * ``rrelu``: randomized leaky ReLU. In training each element draws its own slope from
   ``U(lower_bound, upper_bound)``; in inference the slope is the mean of the bounds. It has two

@@ -51,7 +51,9 @@ def _dropout_forward(ctx, p, inputs, aux, outputs, is_train):
         return
     dtype = np.float64 if x.dtype == np.float64 else np.float32
     keep = ctx.rng.random(_mask_shape(p, x.shape), dtype=dtype) >= p.p
-    scale = 0.0 if p.p >= 1 else 1.0 / (1.0 - p.p)
+    # MXNet's p is a float32 and so is its scale: 1/(1-0.8) is 5.0000005, not 5
+    one, prob = np.float32(1), np.float32(p.p)
+    scale = np.float32(0) if p.p >= 1 else one / (one - prob)
     mask[...] = keep * mask.dtype.type(scale)
     xp.multiply(x, mask, out=out)
 

@@ -1,6 +1,11 @@
 """The softmax family: ``softmax``, ``log_softmax``, ``softmin``, ``SoftmaxActivation`` and
 ``softmax_cross_entropy``.
 
+``SoftmaxActivation(mode='instance')`` normalizes over the *last* axis, as MXNet 1.9 does (for
+(batch, classes) data that is the whole instance); ``mode='channel'`` over axis 1. Its gradient
+is the true one (MXNet 1.9's instance-mode backward reduces over axis 1 instead, which is wrong
+for data with more than 2 dimensions).
+
 All share one numerically stable kernel (``softmax_into``): subtract the max along the axis,
 exponentiate, normalize; computed in float32 (float64 for float64 data) whatever the storage
 dtype, like MXNet. ``temperature`` T divides the input first; ``dtype`` picks the output dtype.
@@ -137,20 +142,20 @@ _softmax_family("softmin", log=False, negate=True, takes_length=False,
 
 
 # ---- SoftmaxActivation ------------------------------------------------------------------------
-def _flat_view(x, mode):
-    """``x`` as the array whose axis 1 softmax normalizes (instance mode flattens axes 1..)."""
-    return x.reshape(x.shape[0], -1) if mode == "instance" else x
+def _softmax_activation_axis(p):
+    # MXNet 1.9: 'instance' normalizes over the last axis (all of an instance for 2-D data),
+    # 'channel' over axis 1
+    return -1 if p.mode == "instance" else 1
 
 
 def _softmax_activation_forward(ctx, p, inputs, aux, outputs, is_train):
-    x = inputs[0]
-    softmax_into(ctx.xp, _flat_view(x, p.mode), 1, _flat_view(outputs[0], p.mode))
+    softmax_into(ctx.xp, inputs[0], _softmax_activation_axis(p), outputs[0])
 
 
 def _softmax_activation_backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
-    y, g = _flat_view(outputs[0], p.mode), _flat_view(out_grads[0], p.mode)
-    dx = _softmax_grad(ctx.xp, y, g, 1, None, False)
-    assign(in_grads[0], req[0], dx.reshape(outputs[0].shape))
+    dx = _softmax_grad(ctx.xp, outputs[0], out_grads[0], _softmax_activation_axis(p), None,
+                       False)
+    assign(in_grads[0], req[0], dx)
 
 
 def _softmax_activation_infer_shape(p, in_shapes):
@@ -163,13 +168,13 @@ def _softmax_activation_infer_shape(p, in_shapes):
 
 register(OpDef(
     "SoftmaxActivation",
-    params=[Param("mode", "str", "instance", "instance: softmax over all but axis 0; "
+    params=[Param("mode", "str", "instance", "instance: softmax over the last axis; "
                                              "channel: softmax over axis 1",
                   choices=("channel", "instance"))],
     infer_shape=_softmax_activation_infer_shape, forward=_softmax_activation_forward,
     backward=_softmax_activation_backward, bwd_inputs=(), bwd_outputs=(0,),
-    doc="SoftmaxActivation(data, mode='instance'): softmax over each instance (flattened) "
-        "or over the channel axis 1 at every position."))
+    doc="SoftmaxActivation(data, mode='instance'): softmax over the last axis (instance: for "
+        "(batch, classes) data, each instance) or over the channel axis 1 at every position."))
 
 
 # ---- softmax_cross_entropy --------------------------------------------------------------------

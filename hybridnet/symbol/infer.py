@@ -170,7 +170,7 @@ class GraphInference:
             merged = kind.merge(old, value)
         except ValueError:
             raise self._conflict(nid, what, old, value, input_index) from None
-        if merged != old:
+        if old is None or merged != old:     # (np.dtype("float64") == None is True)
             self.values[eid] = merged
             return True
         return False

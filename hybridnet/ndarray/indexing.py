@@ -14,7 +14,7 @@ import numbers
 import numpy as np
 
 from .. import autograd
-from ..base import HybridNetError, ShapeError, shape_str
+from ..base import ShapeError, shape_str
 from ..engine import get_engine
 
 __all__ = ["get_item", "set_item"]
@@ -116,18 +116,15 @@ def get_item(x, key):
     akey = _normalize_advanced(key)
     _check_bounds(x.shape, akey)
     shape = _result_shape(x.shape, akey)
-    if autograd.is_recording():
-        arrays = [k for k in akey]
-        if len(arrays) == 1 and isinstance(arrays[0], np.ndarray):
-            idx = NDArray(np.asarray(arrays[0], dtype=np.float32), x._ctx)
-            return call_op("take", x, idx.as_in_context(x._ctx), axis=0)
-        if all(isinstance(k, np.ndarray) for k in arrays):
-            idx = np.stack(np.broadcast_arrays(*arrays)).astype(np.float32)
-            return call_op("gather_nd", x, NDArray(idx, x._ctx))
-        raise HybridNetError("indexing that mixes slices and index arrays is not supported "
-                             "under autograd.record(); use take, pick or gather_nd")
     if not shape:
         shape = (1,)
+    if autograd.is_recording():
+        # as ``take`` from the flattened array, so autograd records it (and scatters gradients
+        # back); the flat positions come from indexing an arange of x's shape, not the data
+        itype = np.int32 if x.size < 2 ** 31 else np.int64
+        positions = np.arange(x.size, dtype=itype).reshape(x.shape)[akey].reshape(shape)
+        idx = NDArray(x._ctx.xp.asarray(positions), x._ctx)
+        return call_op("take", call_op("Reshape", x, shape=(-1,)), idx, axis=0)
     return _copy_out(x, lambda data: data[akey].reshape(shape), shape)
 
 

@@ -102,6 +102,9 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
             "default bulk size for eager ops (see mx.engine.set_bulk_size); 0 = no bulking"),
     Setting("HYBRIDNET_NUM_BLAS_THREADS", _int, 0,
             "threads BLAS may use (0 = leave BLAS's own default)", ("OMP_NUM_THREADS",)),
+    Setting("HYBRIDNET_MNIST_DIR", _str, "",
+            "directory holding MNIST's idx files (gzip or not) for mx.test_utils.get_mnist(), "
+            "which never downloads"),
     # ---- distributed KVStore (kvstore/dist, launch.py); DMLC_* names accepted as in ps-lite --
     Setting("HYBRIDNET_ROLE", _str, "",
             "distributed role of this process: scheduler, server or worker", ("DMLC_ROLE",)),

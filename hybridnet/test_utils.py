@@ -16,7 +16,7 @@ from .context import Context, cpu
 __all__ = ["default_context", "set_default_context", "assert_almost_equal", "almost_equal",
            "same", "assert_exception", "rand_ndarray", "rand_shape_2d", "rand_shape_3d",
            "rand_shape_nd", "random_arrays", "numeric_grad", "check_numeric_gradient",
-           "environment", "default_rtols", "default_atols"]
+           "environment", "default_rtols", "default_atols", "get_mnist"]
 
 _default_ctx = [None]
 
@@ -232,3 +232,50 @@ def check_numeric_gradient(sym, location, aux_states=None, numeric_eps=1e-4, rto
             raise AssertionError(
                 f"gradient of input {i} is wrong: along a random direction autograd gives "
                 f"{analytic!r}, finite differences give {numeric[i]!r} (rtol={rtol}, atol={atol})")
+
+
+_MNIST_FILES = {"train_data": "train-images-idx3-ubyte", "train_label": "train-labels-idx1-ubyte",
+                "test_data": "t10k-images-idx3-ubyte", "test_label": "t10k-labels-idx1-ubyte"}
+
+
+def get_mnist(path: str | None = None) -> dict:
+    """MNIST as numpy arrays, read from local idx files -- never downloaded.
+
+    Looks in ``path``, else in the directory set by ``HYBRIDNET_MNIST_DIR``, else in the current
+    directory (where MXNet's ``get_mnist`` leaves its downloads), for the four files
+    ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``,
+    ``t10k-labels-idx1-ubyte``, each optionally gzipped (``.gz``).
+
+    Returns:
+        dict with ``train_data`` / ``test_data`` (n, 1, 28, 28) float32 scaled to [0, 1]
+        (pixel / 255, as MXNet's) and ``train_label`` / ``test_label`` (n,) int8.
+
+    Example::
+
+        >>> mnist = mx.test_utils.get_mnist('~/data/mnist')
+        >>> mnist['train_data'].shape
+        (60000, 1, 28, 28)
+    """
+    from . import config  # noqa: PLC0415
+    from .io.mnist_iter import read_idx  # noqa: PLC0415 (io is optional for test_utils users)
+    if path is not None:
+        where = [os.path.expanduser(path)]
+    elif config.get("HYBRIDNET_MNIST_DIR"):
+        where = [os.path.expanduser(config.get("HYBRIDNET_MNIST_DIR"))]
+    else:
+        where = [os.getcwd()]
+    out = {}
+    for key, name in _MNIST_FILES.items():
+        found = [os.path.join(d, name + ext) for d in where for ext in ("", ".gz")
+                 if os.path.isfile(os.path.join(d, name + ext))]
+        if not found:
+            raise FileNotFoundError(
+                f"get_mnist: {name} (or {name}.gz) not found in {', '.join(where)}; put the four "
+                f"MNIST idx files there, or pass get_mnist(path=...) or set HYBRIDNET_MNIST_DIR "
+                f"(hybridnet never downloads)")
+        arr = read_idx(found[0])
+        if key.endswith("data"):
+            out[key] = (arr.reshape(arr.shape[0], 1, 28, 28).astype(np.float32) / 255)
+        else:
+            out[key] = arr.astype(np.int8)
+    return out

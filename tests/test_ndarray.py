@@ -367,6 +367,24 @@ def test_setitem_copies_list_values_at_call_time():
     assert x.asnumpy().tolist() == [1, 2, 3]
 
 
+def test_slice_assign_methods_write_in_place():
+    x = mx.nd.zeros((3, 4))
+    assert x.slice_assign(mx.nd.ones((2, 2)), (0, 1), (2, 3), (None, None)) is x
+    assert x.slice_assign_scalar(5, (2,), (3,), ()) is x
+    assert x.asnumpy().tolist() == [[0, 1, 1, 0], [0, 1, 1, 0], [5, 5, 5, 5]]
+
+
+def test_dlpack_round_trip_shares_memory():
+    a = mx.nd.array([1.0, 2.0, 3.0])
+    b = mx.nd.from_dlpack(a.to_dlpack_for_read())
+    assert b.shape == (3,) and b.dtype is np.float32
+    c = mx.nd.from_dlpack(mx.nd.to_dlpack_for_write(a))
+    c[0] = 9
+    assert a.asnumpy().tolist() == [9, 2, 3] and b.asnumpy().tolist() == [9, 2, 3]
+    n = mx.nd.from_dlpack(np.arange(4, dtype=np.int32))       # any object with __dlpack__
+    assert n.dtype is np.int32 and n.asnumpy().tolist() == [0, 1, 2, 3]
+
+
 # ---- reshape views ----------------------------------------------------------------------------
 @pytest.mark.parametrize("src,args,kwargs,want", [
     ((2, 3, 4), ((4, 6),), {}, (4, 6)), ((2, 3, 4), (4, 6), {}, (4, 6)),

@@ -11,11 +11,12 @@ import types
 from .. import ops as _ops  # noqa: F401  (registers every operator)
 from . import register as _register
 from . import fluent as _fluent
-from .creation import arange, eye, from_numpy, full, linspace, moveaxis, ones, zeros
+from .creation import arange, eye, from_dlpack, from_numpy, full, linspace, moveaxis, ones, zeros
 from .ndarray import NDArray, array, call_op, empty, waitall
 from .ndarray import (add, divide, equal, greater, greater_equal, lesser, lesser_equal,
                       logical_and, logical_or, logical_xor, maximum, minimum, modulo, multiply,
-                      not_equal, power, subtract, true_divide)
+                      not_equal, power, subtract, to_dlpack_for_read, to_dlpack_for_write,
+                      true_divide)
 from .serialization import load, load_frombuffer, save
 from . import random  # noqa: E402  (mx.nd.random: needs the registry functions)
 from .utils_ops import concatenate, onehot_encode, split_v2
@@ -35,7 +36,8 @@ def publish(op_name: str) -> None:
 
 
 __all__ = ["NDArray", "array", "empty", "zeros", "ones", "full", "arange", "linspace", "eye",
-           "from_numpy", "add", "subtract", "multiply", "divide", "true_divide", "modulo",
+           "from_numpy", "from_dlpack", "to_dlpack_for_read", "to_dlpack_for_write", "add",
+           "subtract", "multiply", "divide", "true_divide", "modulo",
            "power", "maximum", "minimum", "equal", "not_equal", "greater", "greater_equal",
            "lesser", "lesser_equal", "logical_and", "logical_or", "logical_xor",
            "moveaxis", "waitall", "call_op", "op", "publish", "save", "load", "load_frombuffer",

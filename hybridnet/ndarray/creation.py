@@ -14,7 +14,8 @@ from ..context import Context, current_context
 from ..ops.params import parse_dtype
 from .ndarray import NDArray, call_op
 
-__all__ = ["zeros", "ones", "full", "arange", "linspace", "eye", "moveaxis", "from_numpy"]
+__all__ = ["zeros", "ones", "full", "arange", "linspace", "eye", "moveaxis", "from_numpy",
+           "from_dlpack"]
 
 
 def _shape(shape) -> tuple:
@@ -118,3 +119,50 @@ def from_numpy(ndarray: np.ndarray, zero_copy: bool = True) -> NDArray:
     view = ndarray.view()        # stays writeable for the NDArray after the original is locked
     ndarray.flags.writeable = False
     return NDArray(view, Context.default_ctx)
+
+
+class _Capsule:
+    """Lets numpy import a bare DLPack capsule (it only imports objects with ``__dlpack__``)."""
+
+    def __init__(self, capsule):
+        self.capsule = capsule
+
+    def __dlpack__(self, *args, **kwargs):
+        return self.capsule
+
+    def __dlpack_device__(self):
+        return (1, 0)            # kDLCPU: capsules from CPU frameworks
+
+
+def from_dlpack(dlpack) -> NDArray:
+    """An NDArray on ``cpu(0)`` sharing the memory of a CPU DLPack tensor (``mx.nd.from_dlpack``).
+
+    ``dlpack`` is a capsule (``x.to_dlpack_for_read()``, ``torch.utils.dlpack.to_dlpack(t)``) or
+    any object with ``__dlpack__`` (a numpy array, a torch CPU tensor). The dtype must be one
+    NDArrays support.
+    """
+    is_capsule = not hasattr(dlpack, "__dlpack__")
+    try:
+        host = np.from_dlpack(_Capsule(dlpack) if is_capsule else dlpack)
+    except (TypeError, BufferError, RuntimeError) as err:
+        raise HybridNetError(f"from_dlpack: cannot import this tensor on the CPU: {err}") from None
+    parse_dtype(host.dtype)
+    if is_capsule and not host.flags.writeable:
+        host = _writable_alias(host)
+    return NDArray(host, Context.default_ctx)
+
+
+class _Alias:
+    """Holds the array interface of a writable alias and keeps the imported owner alive."""
+
+    def __init__(self, owner: np.ndarray):
+        self.owner = owner
+        iface = dict(owner.__array_interface__)
+        iface["data"] = (iface["data"][0], False)
+        self.__array_interface__ = iface
+
+
+def _writable_alias(host: np.ndarray) -> np.ndarray:
+    """A writable array over ``host``'s memory. numpy marks bare capsules read-only because they
+    carry no read-only flag; MXNet's capsules (``to_dlpack_for_write``) mean writable memory."""
+    return np.asarray(_Alias(host))

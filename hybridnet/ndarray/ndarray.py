@@ -23,7 +23,7 @@ from .invoke import invoke
 __all__ = ["NDArray", "call_op", "empty", "array", "waitall", "add", "subtract", "multiply",
            "divide", "true_divide", "modulo", "power", "maximum", "minimum", "equal",
            "not_equal", "greater", "greater_equal", "lesser", "lesser_equal", "logical_and",
-           "logical_or", "logical_xor"]
+           "logical_or", "logical_xor", "to_dlpack_for_read", "to_dlpack_for_write"]
 
 _OPS: dict = {}
 
@@ -261,6 +261,30 @@ class NDArray:
         autograd.backward([self], None if out_grad is None else [out_grad],
                           retain_graph=retain_graph, train_mode=train_mode)
 
+    # ---- in-place slice writes and DLPack -----------------------------------------------------
+    def slice_assign(self, rhs: "NDArray", begin, end, step) -> "NDArray":
+        """Write ``rhs`` into the region ``begin:end:step`` (one entry per axis, None = whole
+        axis) of this array, in place; returns this array."""
+        autograd.check_writable(self, "slice_assign")
+        return call_op("_slice_assign", self, rhs, out=self, begin=begin, end=end, step=step)
+
+    def slice_assign_scalar(self, value, begin, end, step) -> "NDArray":
+        """Write the number ``value`` into the region ``begin:end:step``, in place."""
+        autograd.check_writable(self, "slice_assign_scalar")
+        return call_op("_slice_assign_scalar", self, out=self, scalar=float(value), begin=begin,
+                       end=end, step=step)
+
+    def to_dlpack_for_read(self):
+        """A DLPack capsule sharing this array's memory, once pending writes are done."""
+        self.wait_to_read()
+        return self._data.__dlpack__()
+
+    def to_dlpack_for_write(self):
+        """A DLPack capsule sharing this array's memory, once pending reads and writes are done."""
+        get_engine().push(lambda: None, [], [self._var], self._ctx, "normal", 0, "_dlpack", True)
+        get_engine().wait_for_var(self._var)
+        return self._data.__dlpack__()
+
     # ---- shape views ------------------------------------------------------------------------
     def reshape(self, *shape, **kwargs) -> "NDArray":
         """A view with a new shape; MXNet's special values 0, -1, -2, -3, -4 and ``reverse``."""
@@ -403,6 +427,16 @@ logical_xor = _binary_function("logical_xor", "broadcast_logical_xor", "_logical
 BINARY_FUNCTIONS = ("add", "subtract", "multiply", "divide", "true_divide", "modulo", "power",
                     "maximum", "minimum", "equal", "not_equal", "greater", "greater_equal",
                     "lesser", "lesser_equal", "logical_and", "logical_or", "logical_xor")
+
+
+def to_dlpack_for_read(data: NDArray):
+    """``mx.nd.to_dlpack_for_read(x)``: see ``NDArray.to_dlpack_for_read``."""
+    return data.to_dlpack_for_read()
+
+
+def to_dlpack_for_write(data: NDArray):
+    """``mx.nd.to_dlpack_for_write(x)``: see ``NDArray.to_dlpack_for_write``."""
+    return data.to_dlpack_for_write()
 
 
 def _transfer(src, dst_data, dst_ctx):

@@ -61,7 +61,11 @@ def _bilinear_infer_shape(p, in_shapes):
         raise ParamError(f"UpSampling: bilinear upsampling needs num_filter (the number of "
                          f"channels), got {p.num_filter}")
     op, dp = _deconv(p)
-    return op.infer_shape(dp, in_shapes)
+    try:
+        return op.infer_shape(dp, in_shapes)
+    except ShapeError as err:
+        raise ShapeError("UpSampling", f"{err.detail} (bilinear upsampling by {p.scale} is a "
+                                       f"Deconvolution with kernel={dp.kernel})") from None
 
 
 def _nearest_infer_shape(p, in_shapes):

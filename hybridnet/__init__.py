@@ -28,6 +28,8 @@ from . import metric  # noqa: E402
 from . import kvstore  # noqa: E402
 from . import kvstore as kv  # noqa: E402
 from . import callback  # noqa: E402
+from . import monitor  # noqa: E402
+from . import monitor as mon  # noqa: E402
 from . import io, recordio  # noqa: E402
 from . import image  # noqa: E402
 from . import image as img  # noqa: E402
@@ -35,4 +37,5 @@ from . import image as img  # noqa: E402
 __all__ = ["base", "config", "context", "engine", "ops", "autograd", "ndarray", "nd",
            "Context", "cpu", "gpu", "cpu_pinned", "current_context", "num_gpus",
            "HybridNetError", "MXNetError", "random", "rnd", "lr_scheduler", "optimizer",
-           "initializer", "init", "metric", "kvstore", "kv", "callback", "io", "recordio", "image", "img"]
+           "initializer", "init", "metric", "kvstore", "kv", "callback",
+           "monitor", "mon", "io", "recordio", "image", "img"]

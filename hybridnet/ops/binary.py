@@ -46,6 +46,9 @@ def _ufunc2(name):
 
 def _power(xp, a, b, out):
     with np.errstate(invalid="ignore", divide="ignore"):
+        if out.dtype.kind in "iu":
+            # numpy refuses negative integer exponents; MXNet truncates the real power (3**-1 -> 0)
+            return xp.power(xp.asarray(a, np.float64), b, out=out, casting=_U)
         return xp.power(a, b, out=out, casting=_U)
 
 

@@ -52,6 +52,19 @@ def _rint_half_down(xp, x, out):
     return out
 
 
+def _via_float(fn):
+    """``fn`` computed in float64 for integer outputs, then truncated (MXNet: sigmoid of int32
+    is 0, rsqrt(2) is 0), where computing in the output buffer would round too early."""
+    def run(xp, x, out):
+        if out.dtype.kind == "f":
+            return fn(xp, x, out)
+        tmp = xp.empty(out.shape, np.float64)
+        fn(xp, x, tmp)
+        xp.copyto(out, tmp, casting=_U)
+        return out
+    return run
+
+
 def _relu(xp, x, out):
     return xp.maximum(x, 0, out=out, casting=_U)
 
@@ -89,7 +102,7 @@ def _ufunc(name):
 #        aliases, doc)
 _TABLE = {
     "relu": (_relu, lambda xp, x, y, g: g * (y > 0), "y", (), "Rectified linear unit: max(x, 0)."),
-    "sigmoid": (_sigmoid, lambda xp, x, y, g: g * y * (1 - y), "y", (),
+    "sigmoid": (_via_float(_sigmoid), lambda xp, x, y, g: g * y * (1 - y), "y", (),
                 "Logistic sigmoid: 1 / (1 + exp(-x))."),
     "tanh": (_ufunc("tanh"), lambda xp, x, y, g: g * (1 - y * y), "y", (), "Hyperbolic tangent."),
     "softsign": (_softsign, lambda xp, x, y, g: g / (1 + xp.abs(x)) ** 2, "x", (),
@@ -102,10 +115,10 @@ _TABLE = {
               "Base-10 logarithm."),
     "log1p": (_ufunc("log1p"), lambda xp, x, y, g: g / (1 + x), "x", (), "log(1 + x)."),
     "sqrt": (_ufunc("sqrt"), lambda xp, x, y, g: g / (2 * y), "y", (), "Square root."),
-    "rsqrt": (_rsqrt, lambda xp, x, y, g: -0.5 * g * y * y * y, "y", (),
+    "rsqrt": (_via_float(_rsqrt), lambda xp, x, y, g: -0.5 * g * y * y * y, "y", (),
               "Reciprocal square root: 1 / sqrt(x)."),
     "cbrt": (_ufunc("cbrt"), lambda xp, x, y, g: g / (3 * y * y), "y", (), "Cube root."),
-    "rcbrt": (_rcbrt, lambda xp, x, y, g: -g * y / (3 * x), "xy", (),
+    "rcbrt": (_via_float(_rcbrt), lambda xp, x, y, g: -g * y / (3 * x), "xy", (),
               "Reciprocal cube root: 1 / cbrt(x)."),
     "square": (_ufunc("square"), lambda xp, x, y, g: 2 * x * g, "x", (), "x * x."),
     "abs": (_ufunc("abs"), lambda xp, x, y, g: g * xp.sign(x), "x", (), "Absolute value."),

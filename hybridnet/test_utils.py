@@ -279,3 +279,11 @@ def get_mnist(path: str | None = None) -> dict:
         else:
             out[key] = arr.astype(np.int8)
     return out
+
+
+# the symbolic helpers (MXNet 1.x names and signatures) live with the Symbol front end
+from .symbol.testing import (check_consistency, check_symbolic_backward,  # noqa: E402
+                             check_symbolic_forward, simple_forward)
+
+__all__ += ["check_symbolic_forward", "check_symbolic_backward", "check_consistency",
+            "simple_forward"]

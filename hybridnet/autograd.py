@@ -414,9 +414,13 @@ class Function:
         single = isinstance(outputs, NDArray)
         outs = [outputs] if single else list(outputs)
         if is_recording():
+            # an output that is an input (or already recorded) gets a fresh alias of its memory
+            outs = [o if o._ag is None else o.detach() for o in outs]
             _record(_FunctionOp(type(self).__name__, len(outs)), None, list(inputs), [], outs,
                     is_training(), function=self)
-        return outputs
+        if single:
+            return outs[0]
+        return tuple(outs) if isinstance(outputs, tuple) else outs
 
     def _backward_into(self, out_grads, in_grads):
         with pause(is_training()):

@@ -352,6 +352,20 @@ def test_function_with_two_inputs_and_outputs():
     assert a.grad.asnumpy().tolist() == [7, 11] and b.grad.asnumpy().tolist() == [3, 5]
 
 
+def test_function_returning_its_input():
+    class Scale3(ag.Function):
+        def forward(self, x):
+            return x                                   # identity forward, custom gradient
+
+        def backward(self, dy):
+            return dy * 3
+    x = _var([1.0, 2.0])
+    with ag.record():
+        y = Scale3()(x) * 2
+    y.backward()
+    assert x.grad.asnumpy().tolist() == [6, 6]
+
+
 def test_function_errors():
     f = Sigmoid()
     x = _var([1.0])

@@ -214,13 +214,14 @@ class NDArray:
             if other.shape != self.shape:
                 raise ShapeError("copyto", f"destination has shape {shape_str(other.shape)}, "
                                            f"source has {shape_str(self.shape)}")
+            autograd.check_writable(other, "copyto destination")
             dst = other
         else:
             raise TypeError(f"copyto expects an NDArray or a Context, got {type(other).__name__}")
         _push_copy(self, dst)
-        if autograd.is_recording() and self._ag is not None:
-            autograd._record(get_op("_copyto"), get_op("_copyto").parse_params({}), [self], [],
-                             [dst], autograd.is_training())
+        if autograd.is_recording():
+            op = _OPS.get("_copyto") or _load_op("_copyto")
+            autograd._record(op, op.default_params, [self], [], [dst], autograd.is_training())
         return dst
 
     def copy(self) -> "NDArray":

@@ -31,10 +31,15 @@ def pil():
     return Image
 
 
-def _gray_from_rgb(rgb: np.ndarray) -> np.ndarray:
-    # OpenCV's fixed-point BGR2GRAY (what MXNet gets for flag=0 on colour PNGs etc.).
+def _gray_from_rgb(rgb: np.ndarray, fmt: str) -> np.ndarray:
+    """Colour to gray the way MXNet's OpenCV does it for flag=0."""
     r, g, b = (rgb[..., i].astype(np.uint32) for i in range(3))
-    return ((r * 4899 + g * 9617 + b * 1868 + 8192) >> 14).astype(np.uint8)
+    if fmt == "PNG":
+        # libpng's png_set_rgb_to_gray(0.299, 0.587): 15-bit weights, truncated; gray pixels
+        # stay as they are.
+        gray = (r * 9797 + g * 19234 + b * 3737) >> 15
+        return np.where((r == g) & (g == b), r, gray).astype(np.uint8)
+    return ((r * 4899 + g * 9617 + b * 1868 + 8192) >> 14).astype(np.uint8)  # cvtColor BGR2GRAY
 
 
 def _describe(buf: bytes) -> str:
@@ -71,7 +76,7 @@ def decode(buf, flag: int = 1, to_rgb: bool = True, where: str = "") -> np.ndarr
         if mode == "L":
             arr = np.asarray(img)
         else:
-            arr = _gray_from_rgb(np.asarray(img.convert("RGB")))
+            arr = _gray_from_rgb(np.asarray(img.convert("RGB")), img.format)
         return arr[:, :, None]
     if flag == -1:
         if mode in ("L", "RGB", "RGBA"):

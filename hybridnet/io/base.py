@@ -152,9 +152,10 @@ def check_batch_size(batch_size, what: str) -> int:
     """``batch_size`` as a positive int, or a clear error naming the iterator."""
     try:
         value = int(batch_size)
+        exact = float(batch_size) == value
     except (TypeError, ValueError):
         raise HybridNetError(f"{what}: batch_size must be a positive integer, got "
                              f"{batch_size!r}") from None
-    if value <= 0 or value != batch_size:
+    if value <= 0 or not exact:
         raise HybridNetError(f"{what}: batch_size must be a positive integer, got {batch_size!r}")
     return value

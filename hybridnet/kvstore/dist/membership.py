@@ -6,7 +6,8 @@
    host, port, pid); wait for NODE_TABLE at most the rendezvous timeout (+1 s, so the
    scheduler's more precise error arrives first);
 2. connect to the peers this role sends to (workers -> servers, servers -> workers); admit
-   messages only from the nodes in the table, each bound to its rank;
+   messages only from the nodes in the table, each bound to its rank; pass a barrier of all
+   nodes, so nobody sends data to a node that does not know it yet;
 3. heartbeat to the scheduler every interval; if the scheduler has not answered for the
    heartbeat timeout, it is presumed dead and this node stops;
 4. barriers go through the scheduler with per-group generation numbers;
@@ -151,6 +152,8 @@ class Member:
             raise self.failure
         self._last_scheduler = time.monotonic()
         self._spawn(self._heartbeat_loop, "heartbeat")
+        # Every node has its table (and admits its peers) before any data flows.
+        self.barrier("all")
 
     def _spawn(self, target, what: str) -> None:
         thread = threading.Thread(target=target, name=f"hybridnet-dist-{what}", daemon=True)

@@ -1,0 +1,239 @@
+"""Worker programs of the distributed tests: ``python dist_scenarios.py NAME 'JSON args'``.
+
+Each scenario joins the job started by ``dist_helpers.Cluster`` (DMLC_* environment), runs,
+and prints one ``RESULT <json>`` line. Gradients are deterministic functions of (key, rank,
+step), so the tests recompute every expected number in their own process.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+
+def grad(key: int, rank: int, step: int, shape, dtype=np.float32, low=None, high=None):
+    rs = np.random.RandomState((key * 1000003 + rank * 1009 + step) % (1 << 32))
+    if low is not None:
+        return rs.uniform(low, high, size=shape).astype(dtype)
+    return rs.randn(*shape).astype(dtype)
+
+
+def initial(key: int, shape, dtype=np.float32):
+    return np.random.RandomState(key + 77).randn(*shape).astype(dtype)
+
+
+def digest(arr: np.ndarray) -> str:
+    arr = np.ascontiguousarray(arr)
+    return hashlib.sha256(f"{arr.dtype}{arr.shape}".encode() + arr.tobytes()).hexdigest()
+
+
+# The keys of the exactness scenarios: key -> (shape, dtype); key 9 exceeds the test's
+# big-array bound (1000) and is split over the servers.
+SUM_KEYS = {3: ((2, 3), np.float32), 9: ((50, 40), np.float32)}
+SGD_KEYS = {0: ((10, 5), np.float32), 1: ((60, 30), np.float32), 2: ((7,), np.float16)}
+COMPRESSION_T = 0.5
+COMPRESSION_KEYS = {20: (37,), 21: (1000,)}
+
+
+def sgd_optimizer(mx, num_workers: int):
+    return mx.optimizer.SGD(learning_rate=0.1, momentum=0.9, wd=1e-4,
+                            rescale_grad=1.0 / num_workers, multi_precision=True)
+
+
+def scenario_sums(kv, mx, rounds=3):
+    """Exact sums (split key included), a second push in one round, 2-bit compression."""
+    out = {"sums": []}
+    for key, (shape, dtype) in SUM_KEYS.items():
+        kv.init(key, mx.nd.array(initial(key, shape, dtype), dtype=dtype))
+    for step in range(rounds):
+        for key, (shape, dtype) in SUM_KEYS.items():
+            kv.push(key, mx.nd.array(grad(key, kv.rank, step, shape, dtype), dtype=dtype))
+        row = {}
+        for key, (shape, dtype) in SUM_KEYS.items():
+            o = mx.nd.zeros(shape, dtype=dtype)
+            kv.pull(key, out=o)
+            row[key] = digest(o.asnumpy())
+        out["sums"].append(row)
+    # -- a second push of one rank in one round is refused (A2)
+    kv.init(11, mx.nd.zeros((4,)))
+    if kv.rank == 0:
+        kv.push(11, mx.nd.ones((4,)))
+        kv.push(11, mx.nd.ones((4,)) * 5)
+        start = time.monotonic()
+        o = mx.nd.zeros((4,))
+        kv.pull(11, out=o)
+        try:
+            o.wait_to_read()
+            out["second_push"] = {"error": None}
+        except mx.base.HybridNetError as err:
+            out["second_push"] = {"error": str(err), "latency": time.monotonic() - start}
+    else:
+        time.sleep(2.0)
+        kv.push(11, mx.nd.ones((4,)) * 10)
+        o = mx.nd.zeros((4,))
+        kv.pull(11, out=o)
+        out["second_push"] = {"value": o.asnumpy().tolist()}
+    kv._barrier()
+    # -- 2-bit compression with error feedback (A4)
+    kv.set_gradient_compression({"type": "2bit", "threshold": COMPRESSION_T})
+    for key, shape in COMPRESSION_KEYS.items():
+        kv.init(key, mx.nd.zeros(shape))
+    out["compressed"] = []
+    for step in range(20):
+        row = {}
+        for key, shape in COMPRESSION_KEYS.items():
+            kv.push(key, mx.nd.array(grad(key, kv.rank, step, shape, low=-1.2, high=1.2)))
+            o = mx.nd.zeros(shape)
+            kv.pull(key, out=o)
+            row[key] = digest(o.asnumpy())
+        out["compressed"].append(row)
+    server = kv._keys[21].slices[0][0]
+    counter = kv._member.transport.bytes_sent
+    from hybridnet.kvstore.dist.wire import Role
+    mx.nd.waitall()
+    before = counter[(Role.SERVER, server)]
+    kv.push(21, mx.nd.ones((1000,)))
+    mx.nd.waitall()
+    out["push_bytes"] = counter[(Role.SERVER, server)] - before
+    o = mx.nd.zeros((1000,))
+    kv.pull(21, out=o)
+    o.wait_to_read()
+    out["stats"] = kv._server_stats()
+    return out
+
+
+def scenario_sgd(kv, mx, steps=50, save=None):
+    """Server-side SGD (momentum, wd, an fp16 key with fp32 master weights) (A1)."""
+    for key, (shape, dtype) in SGD_KEYS.items():
+        kv.init(key, mx.nd.array(initial(key, shape, dtype), dtype=dtype))
+    kv.set_optimizer(sgd_optimizer(mx, kv.num_workers))
+    outs = {key: mx.nd.zeros(shape, dtype=dtype) for key, (shape, dtype) in SGD_KEYS.items()}
+    for step in range(steps):
+        for key, (shape, dtype) in SGD_KEYS.items():
+            kv.push(key, mx.nd.array(grad(key, kv.rank, step, shape, dtype), dtype=dtype),
+                    priority=-key)
+        for key in SGD_KEYS:
+            kv.pull(key, out=outs[key], priority=-key)
+    result = {str(k): digest(o.asnumpy()) for k, o in outs.items()}
+    if save and kv.rank == 0:
+        kv.save_optimizer_states(save)
+        np.savez(save + ".weights.npz", **{f"k{k}": o.asnumpy() for k, o in outs.items()})
+    kv._barrier()
+    return result
+
+
+def scenario_load(kv, mx, load, weights, steps=1):
+    """A new job (other server count) loads the states and takes more steps."""
+    saved = np.load(weights)
+    for key, (shape, dtype) in SGD_KEYS.items():
+        kv.init(key, mx.nd.array(saved[f"k{key}"], dtype=dtype))
+    kv.set_optimizer(sgd_optimizer(mx, kv.num_workers))
+    kv.load_optimizer_states(load)
+    outs = {key: mx.nd.zeros(shape, dtype=dtype) for key, (shape, dtype) in SGD_KEYS.items()}
+    for step in range(steps):
+        for key, (shape, dtype) in SGD_KEYS.items():
+            kv.push(key, mx.nd.array(grad(key, kv.rank, 100 + step, shape, dtype), dtype=dtype))
+            kv.pull(key, out=outs[key])
+    return {str(k): digest(o.asnumpy()) for k, o in outs.items()}
+
+
+def scenario_async(kv, mx, pushes=200):
+    """dist_async: every push is applied, none lost (A3)."""
+    kv.init(0, mx.nd.zeros((5,)))
+    kv.set_optimizer(mx.optimizer.SGD(learning_rate=-1.0))   # weight += grad
+    one = mx.nd.ones((5,))
+    for _ in range(pushes):
+        kv.push(0, one)
+    mx.nd.waitall()
+    kv._barrier()
+    o = mx.nd.zeros((5,))
+    kv.pull(0, out=o)
+    return {"value": o.asnumpy().tolist(),
+            "updates": kv._server_stats()[0]["updates"] if kv.rank == 0 else None}
+
+
+def scenario_uneven(kv, mx, base=10):
+    """Rank r takes base + r steps; the job must still finish (C16)."""
+    kv.init(0, mx.nd.zeros((3,)))
+    seen = []
+    for _ in range(base + kv.rank):
+        kv.push(0, mx.nd.ones((3,)) * (kv.rank + 1))
+        o = mx.nd.zeros((3,))
+        kv.pull(0, out=o)
+        seen.append(float(o.asnumpy()[0]))
+    return {"rank": kv.rank, "seen": seen}
+
+
+def scenario_train(kv, mx, steps=1000, sleep=0.05, stall_rank=-1, stall_step=-1):
+    """A training loop that prints its steps (fault tests kill or freeze nodes meanwhile)."""
+    kv.init(0, mx.nd.zeros((1000,)))
+    o = mx.nd.zeros((1000,))
+    for step in range(steps):
+        if kv.rank == stall_rank and step == stall_step:
+            time.sleep(600)          # alive (heartbeats go on) but never pushes again
+        kv.push(0, mx.nd.ones((1000,)))
+        kv.pull(0, out=o)
+        o.wait_to_read()
+        print(f"step {step}", flush=True)
+        time.sleep(sleep)
+    return {"steps": steps}
+
+
+def scenario_fuzzed(kv, mx, flag):
+    """Keep pushing and checking exact values while the test fuzzes the server's port; also
+    send authenticated but invalid requests, which must be refused, not crash anything."""
+    from hybridnet.kvstore.dist.wire import Cmd, Message, Role
+    member = kv._member
+    kv.init(0, mx.nd.zeros((100,)))
+    refused = 0
+    bad = [Message(Cmd.PUSH, key=0, body={"dtype": "float64", "shape": [100]},
+                   frames=[np.zeros(100)]),
+           Message(Cmd.PUSH, key=0, body={"dtype": "float32", "shape": [99]},
+                   frames=[np.zeros(99, np.float32)]),
+           Message(Cmd.PUSH, key=0, body={"dtype": "complex", "shape": [100]},
+                   frames=[np.zeros(100, np.float32)]),
+           Message(Cmd.PUSH, key=0, body={"dtype": "float32", "shape": "x"},
+                   frames=[np.zeros(100, np.float32)]),
+           Message(Cmd.PUSH, key=0, body={}, frames=[]),
+           Message(Cmd.PULL, key=12345),
+           Message(Cmd.INIT, key=0, body={"dtype": "float32", "shape": [100]},
+                   frames=[np.zeros(100, np.float32)]),
+           Message(Cmd.STATE_SET, body={"meta": 1}),
+           Message(Cmd.SET_OPTIMIZER, body={"spec": {"name": "nosuch", "params": {}}}),
+           Message(Cmd.SET_COMPRESSION, body={"params": {"type": "9bit"}}),
+           Message(Cmd.BARRIER, body={"group": "nope"})]
+    print("ready", flush=True)
+    rounds = 0
+    while not os.path.exists(flag) or rounds < 20:
+        for msg in bad:
+            pending = member.request((Role.SERVER, 0), msg, "bad request")
+            try:
+                pending.wait(10)
+            except mx.base.HybridNetError:
+                refused += 1
+        value = np.full(100, rounds, np.float32)
+        kv.push(0, mx.nd.array(value))
+        o = mx.nd.zeros((100,))
+        kv.pull(0, out=o)
+        if not np.array_equal(o.asnumpy(), value):
+            raise AssertionError(f"round {rounds}: pulled {o.asnumpy()[:3]}, pushed {value[:3]}")
+        rounds += 1
+    return {"rounds": rounds, "refused": refused, "stats": kv._server_stats()[0]}
+
+
+def main() -> None:
+    name = sys.argv[1]
+    args = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
+    import hybridnet as mx
+    from hybridnet.kvstore.dist import create_dist
+    kv = create_dist(args.pop("type", "dist_sync"))
+    result = globals()[f"scenario_{name}"](kv, mx, **args)
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,264 @@
+"""The distributed KVStore's wire format: framing, HMAC, replay, job id, peer binding, fuzzing."""
+import ast
+import os
+import random
+import struct
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zmq
+
+from hybridnet.kvstore.dist.transport import Transport, new_nonce
+from hybridnet.kvstore.dist.wire import (Cmd, Codec, Flag, Message, PeerTable, Role, WireError,
+                                         array_meta, frame_array, parse_secret)
+
+from dist_helpers import Cluster, free_port
+
+SECRET = bytes(range(32))
+
+
+def codec(mode="full", secret=SECRET, job="job-1"):
+    return Codec(secret, job, mode)
+
+
+def push_message(arr, **kw):
+    return Message(Cmd.PUSH, key=7, req=3, body=array_meta(arr), frames=[arr], src_role=Role.WORKER,
+                   src_rank=1, dst_role=Role.SERVER, dst_rank=0, nonce=99, seq=5, **kw)
+
+
+def roundtrip(c, msg, decoder=None):
+    parts = c.encode(msg)
+    wire = [bytes(p) if not isinstance(p, np.ndarray) else p.tobytes() for p in parts]
+    return (decoder or c).decode(wire)
+
+
+@pytest.mark.parametrize("mode", ["full", "header"])
+def test_roundtrip_keeps_every_field_and_the_array(mode):
+    arr = np.arange(12, dtype=np.float32).reshape(3, 4)
+    got = roundtrip(codec(mode), push_message(arr, flags=Flag.ASYNC))
+    assert (got.cmd, got.key, got.req, got.src_role, got.src_rank, got.dst_rank, got.nonce,
+            got.seq) == (Cmd.PUSH, 7, 3, Role.WORKER, 1, 0, 99, 5)
+    assert got.flags == Flag.ASYNC
+    np.testing.assert_array_equal(frame_array(got), arr)
+
+
+def test_array_frames_are_sent_without_copies():
+    arr = np.ones(100000, np.float32)
+    parts = codec().encode(push_message(arr))
+    assert parts[1] is arr                      # the caller's buffer itself is a frame
+
+
+def test_wrong_secret_is_rejected():
+    parts = codec().encode(push_message(np.ones(3, np.float32)))
+    with pytest.raises(WireError, match="bad_mac"):
+        codec(secret=bytes(32)).decode([bytes(p) for p in parts])
+
+
+def test_full_mode_detects_altered_array_bytes_header_mode_binds_sizes():
+    arr = np.ones(16, np.float32)
+    for mode in ("full", "header"):
+        parts = [bytes(p) for p in codec(mode).encode(push_message(arr))]
+        parts[1] = np.full(16, 2, np.float32).tobytes()
+        if mode == "full":
+            with pytest.raises(WireError, match="bad_mac"):
+                codec(mode).decode(parts)
+        else:      # documented: header mode authenticates sizes, not array bytes
+            np.testing.assert_array_equal(frame_array(codec(mode).decode(parts)), 2)
+        parts[1] = np.full(15, 2, np.float32).tobytes()
+        with pytest.raises(WireError, match="frame_size"):
+            codec(mode).decode(parts)
+
+
+def test_auth_mode_mismatch_is_named():
+    parts = [bytes(p) for p in codec("header").encode(push_message(np.ones(2, np.float32)))]
+    with pytest.raises(WireError, match="auth_mode.*'header'.*'full'"):
+        codec("full").decode(parts)
+
+
+def test_other_job_is_rejected_even_with_the_same_secret():
+    parts = [bytes(p) for p in codec(job="job-1").encode(push_message(np.ones(2, np.float32)))]
+    with pytest.raises(WireError, match="wrong_job"):
+        codec(job="job-2").decode(parts)
+
+
+def test_replay_wrong_rank_and_strangers_are_rejected():
+    c = codec()
+    table = PeerTable()
+    table.expect(Role.WORKER, 1, 99)
+    table.close()
+    msg = roundtrip(c, push_message(np.ones(2, np.float32)))
+    table.check(b"id-a", msg)
+    with pytest.raises(WireError, match="replay"):
+        table.check(b"id-a", msg)                        # the same frame again
+    forged = roundtrip(c, push_message(np.ones(2, np.float32)))
+    forged.src_rank, forged.seq = 0, 6                   # right key, another rank's name
+    with pytest.raises(WireError, match="wrong_rank"):
+        table.check(b"id-a", forged)
+    other = roundtrip(c, push_message(np.ones(2, np.float32)))
+    other.seq = 7
+    with pytest.raises(WireError, match="wrong_connection"):
+        table.check(b"id-b", other)
+    stranger = roundtrip(c, push_message(np.ones(2, np.float32)))
+    stranger.nonce = 12345
+    with pytest.raises(WireError, match="unknown_sender"):
+        table.check(b"id-c", stranger)
+
+
+def test_open_table_refuses_a_second_holder_of_a_rank():
+    table = PeerTable(open_roles={Role.WORKER})
+    a = Message(Cmd.REGISTER, src_role=Role.WORKER, src_rank=0, nonce=1, seq=1)
+    b = Message(Cmd.REGISTER, src_role=Role.WORKER, src_rank=0, nonce=2, seq=1)
+    table.check(b"a", a)
+    with pytest.raises(WireError, match="rank_taken"):
+        table.check(b"b", b)
+
+
+@pytest.mark.parametrize("meta, reason", [
+    ({"dtype": "float64", "shape": [4]}, "size_mismatch"),
+    ({"dtype": "object", "shape": [4]}, "bad_dtype"),
+    ({"dtype": "float32", "shape": [-4]}, "bad_shape"),
+    ({"dtype": "float32", "shape": "4"}, "bad_shape"),
+    ({"dtype": "float32", "shape": [5]}, "size_mismatch"),
+])
+def test_frame_array_checks_dtype_and_shape_against_bytes(meta, reason):
+    msg = Message(Cmd.PUSH, frames=[np.ones(4, np.float32).tobytes()])
+    with pytest.raises(WireError, match=reason):
+        frame_array(msg, 0, meta)
+
+
+def test_secret_must_be_64_hex_digits_and_is_never_echoed():
+    assert parse_secret("ab" * 32) == bytes([0xAB]) * 32
+    with pytest.raises(Exception, match="64 hexadecimal digits") as info:
+        parse_secret("topsecret-value")
+    assert "topsecret" not in str(info.value)
+    assert "Codec" in repr(codec()) and SECRET.hex() not in repr(codec())
+
+
+def test_no_pickle_in_the_distributed_code():
+    """D18: nothing that handles network input may even import a deserializer of code."""
+    root = Path(__file__).resolve().parents[1] / "hybridnet"
+    files = sorted((root / "kvstore" / "dist").glob("*.py")) + [root / "launch.py"]
+    banned = {"pickle", "cPickle", "marshal", "cloudpickle", "dill", "shelve", "jsonpickle"}
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name.split(".")[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module.split(".")[0]]
+            elif isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("eval", "exec"):
+                names = [node.func.id]
+            assert not banned.intersection(names) and "eval" not in names and \
+                "exec" not in names, f"{path.name}:{node.lineno} uses {names}"
+
+
+def test_transport_delivers_and_drops_bad_frames_without_dying():
+    c = codec()
+    server = Transport(c, Role.SERVER, 0, new_nonce(), send_timeout=2.0)
+    port = server.bind("127.0.0.1")
+    client = Transport(c, Role.WORKER, 0, new_nonce(), send_timeout=2.0)
+    client.connect("s", Role.SERVER, 0, "127.0.0.1", port)
+    server.peers.open_roles = {Role.WORKER}
+    raw = zmq.Context.instance().socket(zmq.DEALER)
+    raw.setsockopt(zmq.LINGER, 0)
+    raw.connect(f"tcp://127.0.0.1:{port}")
+    try:
+        raw.send_multipart([b"\x00" * 5])
+        raw.send_multipart([b"HNKV", b"x", b"y"])
+        arr = np.arange(70000, dtype=np.float32)
+        client.send("s", push_message(arr))
+        got, deadline = None, time.monotonic() + 5
+        while (got is None or sum(server.drops.counts.values()) < 2) and \
+                time.monotonic() < deadline:
+            got = server.recv(0.1) or got     # connections are not ordered among each other
+        identity, msg = got
+        np.testing.assert_array_equal(frame_array(msg), arr)
+        assert sum(server.drops.counts.values()) == 2
+        assert server.bytes_recv[(Role.WORKER, 0)] == client.bytes_sent[(Role.SERVER, 0)] > arr.nbytes
+    finally:
+        raw.close()
+        client.close(0)
+        server.close(0)
+
+
+# ---- fuzzing a live server while a real client trains against it (D20) --------------------
+def _fuzz_frames(rng: random.Random, c: Codec, n: int):
+    """``n`` malformed multipart messages of many kinds."""
+    good = [bytes(p) for p in c.encode(Message(
+        Cmd.PUSH, key=0, body={"dtype": "float32", "shape": [100]},
+        frames=[np.zeros(100, np.float32)], src_role=Role.WORKER, src_rank=0, nonce=1, seq=1,
+        dst_role=Role.SERVER, dst_rank=0))]
+    stranger = [bytes(p) for p in c.encode(Message(Cmd.STATS, src_role=Role.WORKER, src_rank=0,
+                                                   dst_role=Role.SERVER, nonce=4242, seq=1))]
+    unknown = [bytes(p) for p in c.encode(Message(99, src_role=Role.WORKER, src_rank=0,
+                                                  dst_role=Role.SERVER, nonce=1, seq=2))]
+    kinds = [
+        lambda: [rng.randbytes(rng.randint(0, 200))],
+        lambda: [rng.randbytes(rng.randint(0, 200)) for _ in range(rng.randint(2, 6))],
+        lambda: [good[0][:rng.randint(0, len(good[0]) - 1)]] + good[1:],      # truncated
+        lambda: good[:1] + good[2:],                                          # frame missing
+        lambda: good[:2] + good[1:],                                          # frame added
+        lambda: good[:1] + [good[1][:-4]] + good[2:],                         # lens != payload
+        lambda: [good[0][:72] + struct.pack("<Q", (1 << 62)) + good[0][80:]] + good[1:],
+        lambda: [good[0][:4] + bytes([rng.randint(2, 255)]) + good[0][5:]] + good[1:],
+        lambda: [good[0][:5] + bytes([rng.randint(40, 255)]) + good[0][6:]] + good[1:],
+        lambda: good[:-1] + [rng.randbytes(32)],                              # forged MAC
+        lambda: [good[0][:10] + rng.randbytes(16) + good[0][26:]] + good[1:],  # other job
+        lambda: stranger,                                                     # not a member
+        lambda: unknown,                                                      # unknown command
+        lambda: [b"HNKV" + rng.randbytes(rng.randint(60, 120))] + [b""] + [rng.randbytes(32)],
+    ]
+    for _ in range(n):
+        yield rng.choice(kinds)()
+
+
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_fuzzing_the_server_and_scheduler_never_kills_them(tmp_path):
+    server_port = free_port()
+    flag = tmp_path / "done"
+    with Cluster(tmp_path, 1, 1, "fuzzed", {"flag": str(flag)},
+                 server_env={0: {"PORT": str(server_port)}}) as job:
+        job.wait_for_output("worker0", "ready", 30)
+        c = Codec(bytes.fromhex(job.env["HYBRIDNET_KVSTORE_SECRET"]),
+                  job.env["HYBRIDNET_KVSTORE_JOB_ID"])
+        rss_before = _rss_kib(job["server0"].pid)
+        ctx = zmq.Context()
+        socks = []
+        for port in (server_port, int(job.env["DMLC_PS_ROOT_PORT"])):
+            s = ctx.socket(zmq.DEALER)
+            s.setsockopt(zmq.LINGER, 0)
+            s.setsockopt(zmq.SNDHWM, 0)
+            s.connect(f"tcp://127.0.0.1:{port}")
+            socks.append(s)
+        rng = random.Random(1234)
+        sent = 0
+        for i, parts in enumerate(_fuzz_frames(rng, c, 10000)):
+            socks[i % 10 == 0].send_multipart(parts)     # 10% go to the scheduler
+            sent += 1
+        time.sleep(1.0)
+        rss_after = _rss_kib(job["server0"].pid)
+        flag.write_text("x")
+        job.wait(60)          # every node survived and then ended cleanly
+        for s in socks:
+            s.close()
+        ctx.term()
+        job.assert_ok()
+        result = job["worker0"].result()
+        drops = result["stats"]["drops"]
+        assert sum(drops.values()) >= 0.85 * sent, drops        # the rest went to the scheduler
+        assert {"bad_mac", "frame_count", "frame_size", "header_size", "magic", "version",
+                "unknown_sender", "unknown_command", "wrong_job"} <= set(drops), drops
+        assert result["refused"] == 11 * result["rounds"]
+        assert rss_after - rss_before < 16 * 1024
+        err = job["server0"].err
+        assert len(err.splitlines()) < 200 and max(map(len, err.splitlines())) < 400
+

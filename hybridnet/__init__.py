@@ -30,6 +30,7 @@ from . import kvstore as kv  # noqa: E402
 from . import callback  # noqa: E402
 from . import monitor  # noqa: E402
 from . import monitor as mon  # noqa: E402
+from . import profiler  # noqa: E402
 from . import io, recordio  # noqa: E402
 from . import image  # noqa: E402
 from . import image as img  # noqa: E402
@@ -38,4 +39,4 @@ __all__ = ["base", "config", "context", "engine", "ops", "autograd", "ndarray", 
            "Context", "cpu", "gpu", "cpu_pinned", "current_context", "num_gpus",
            "HybridNetError", "MXNetError", "random", "rnd", "lr_scheduler", "optimizer",
            "initializer", "init", "metric", "kvstore", "kv", "callback",
-           "monitor", "mon", "io", "recordio", "image", "img"]
+           "monitor", "mon", "profiler", "io", "recordio", "image", "img"]

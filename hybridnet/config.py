@@ -166,6 +166,9 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
     Setting("HYBRIDNET_VERBOSE", _int, 0,
             "distributed logging: 1 = rendezvous table, 2 = one line per message (no payloads)",
             ("PS_VERBOSE",)),
+    Setting("HYBRIDNET_PROFILER_AUTOSTART", _parse_bool, False,
+            "start mx.profiler (set_state('run')) when hybridnet is imported",
+            ("MXNET_PROFILER_AUTOSTART",)),
 ]}
 
 

@@ -223,9 +223,14 @@ def random_size_crop(src, size, area, ratio, interp: int = 2, **kwargs):
 def color_normalize(src, mean, std=None):
     """``(src - mean) / std`` (``mx.image.color_normalize``); ``src`` is a float image."""
     arr, as_nd = _host(src)
-    res = arr.astype(np.float32) - _host(mean)[0] if mean is not None else arr.astype(np.float32)
+
+    def values(x):
+        return x.asnumpy() if _is_nd(x) else np.asarray(x, np.float32)
+    res = arr.astype(np.float32)
+    if mean is not None:
+        res = res - values(mean)
     if std is not None:
-        res = res / _host(std)[0]
+        res = res / values(std)
     return _wrap(res.astype(np.float32), as_nd, getattr(src, "context", None))
 
 

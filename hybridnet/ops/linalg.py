@@ -28,7 +28,7 @@ def _matmul_into(xp, x, y, dst, req):
         xp.matmul(x, y, out=dst)
 
 
-# ---- dot ------------------------------------------------------------------------------------------
+# ---- dot ----------------------------------------------------------------------------------------
 def _dot_split(p, a, b):
     """(contracted size of lhs, lhs kept dims, contracted size of rhs, rhs kept dims)."""
     if (p.transpose_a and len(a) == 1) or (p.transpose_b and len(b) == 1):
@@ -166,7 +166,7 @@ register(OpDef(
         "matching matrices of two stacks, (..., m, k) x (..., k, n) -> (..., m, n)."))
 
 
-# ---- linalg.gemm, linalg.gemm2 --------------------------------------------------------------------
+# ---- linalg.gemm, linalg.gemm2 ------------------------------------------------------------------
 def _rows_last(x, axis):
     """The stack with its row axis moved next to the (last) column axis: (..., rows, cols)."""
     return x if axis == x.ndim - 2 else _moveaxis(x, axis, x.ndim - 2)

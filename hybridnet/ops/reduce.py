@@ -82,7 +82,8 @@ def _sum(xp, x, axes, out):
 def _mean(xp, x, axes, out):
     if out.dtype.kind in "iub":
         _sum(xp, x, axes, out)
-        xp.true_divide(out, _count(x.shape, axes), out=out, casting="unsafe")   # truncates, as MXNet's int mean
+        # the unsafe cast back to the integer type truncates, as MXNet's integer mean does
+        xp.true_divide(out, _count(x.shape, axes), out=out, casting="unsafe")
     elif out.dtype == _acc(x.dtype):
         xp.mean(x, axis=axes, dtype=out.dtype, keepdims=True, out=out)
     else:

@@ -373,7 +373,7 @@ def _s2d(x, b, out_shape):
     return x.reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4).reshape(out_shape)
 
 
-def _space_op(name, fwd, bwd, inverse):
+def _space_op(name, fwd, bwd, inverse, what):
     def forward(ctx, p, inputs, aux, outputs, is_train):
         outputs[0][...] = fwd(inputs[0], p.block_size, outputs[0].shape)
 
@@ -384,12 +384,11 @@ def _space_op(name, fwd, bwd, inverse):
 
     _unary(name, _one(lambda p, s: _d2s_shape(p, s, inverse)), forward, backward,
            params=[Param("block_size", "int", doc="the block edge length")],
-           doc=f"{name}(data, block_size): rearrange {'depth into blocks of space' if not inverse else 'blocks of space into depth'} "
-               f"(NCHW).")
+           doc=f"{name}(data, block_size): rearrange {what} (NCHW).")
 
 
-_space_op("depth_to_space", _d2s, _s2d, False)
-_space_op("space_to_depth", _s2d, _d2s, True)
+_space_op("depth_to_space", _d2s, _s2d, False, "channels into blocks of space")
+_space_op("space_to_depth", _s2d, _d2s, True, "blocks of space into channels")
 
 
 # ---- reshape_like -------------------------------------------------------------------------------

@@ -31,6 +31,8 @@ from . import callback  # noqa: E402
 from . import monitor  # noqa: E402
 from . import monitor as mon  # noqa: E402
 from . import profiler  # noqa: E402
+from . import visualization  # noqa: E402
+from . import visualization as viz  # noqa: E402
 from . import io, recordio  # noqa: E402
 from . import image  # noqa: E402
 from . import image as img  # noqa: E402
@@ -39,4 +41,4 @@ __all__ = ["base", "config", "context", "engine", "ops", "autograd", "ndarray", 
            "Context", "cpu", "gpu", "cpu_pinned", "current_context", "num_gpus",
            "HybridNetError", "MXNetError", "random", "rnd", "lr_scheduler", "optimizer",
            "initializer", "init", "metric", "kvstore", "kv", "callback",
-           "monitor", "mon", "profiler", "io", "recordio", "image", "img"]
+           "monitor", "mon", "profiler", "visualization", "viz", "io", "recordio", "image", "img"]

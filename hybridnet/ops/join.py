@@ -12,7 +12,8 @@ from ..base import ParamError, ShapeError, shape_str
 from .binary import reduce_to_shape
 from .params import Param
 from .registry import OpDef, assign, register
-from .shape import first_type_infer, known, legacy_shape, normalize_axes, normalize_axis
+from .shape import (first_type_infer, known, legacy_shape, normalize_axes, normalize_axis,
+                    register_unary, shape_infer)
 
 __all__: list = []
 
@@ -212,18 +213,6 @@ _split_family(
     "starts, or into ``sections`` equal pieces (``nd.split_v2`` is the friendly wrapper).")
 
 
-def _unary(name, infer_shape, forward, backward, params, aliases=(), doc=""):
-    register(OpDef(name, params=params, infer_shape=infer_shape, forward=forward,
-                   backward=backward, aliases=aliases, bwd_inputs=(), bwd_outputs=(), doc=doc))
-
-
-def _one(fn):
-    def infer(p, in_shapes):
-        s = in_shapes[0]
-        return in_shapes, [None if s is None else fn(p, tuple(s))], []
-    return infer
-
-
 # ---- tile, repeat -------------------------------------------------------------------------------
 def _tile_layout(p, shape):
     """(padded input shape, padded reps): numpy's rule, the shorter one gets leading 1s."""
@@ -255,10 +244,11 @@ def _tile_backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
     assign(dx, req[0], g.sum(axis=tuple(range(0, 2 * len(shape), 2))).reshape(dx.shape))
 
 
-_unary("tile", _one(lambda p, s: tuple(d * r for d, r in zip(*_tile_layout(p, s)))),
-       _tile_forward, _tile_backward,
-       [Param("reps", "shape", doc="repetitions per axis (numpy.tile's rule for lengths)")],
-       doc="tile(data, reps): repeat the whole array ``reps[i]`` times along axis i.")
+register_unary(
+    "tile", shape_infer(lambda p, s: tuple(d * r for d, r in zip(*_tile_layout(p, s)))),
+    _tile_forward, _tile_backward,
+    params=[Param("reps", "shape", doc="repetitions per axis (numpy.tile's rule for lengths)")],
+    doc="tile(data, reps): repeat the whole array ``reps[i]`` times along axis i.")
 
 
 def _repeat_layout(p, shape):
@@ -295,10 +285,11 @@ def _repeat_backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
     assign(dx, req[0], g.sum(axis=axis + 1).reshape(dx.shape))
 
 
-_unary("repeat", _one(_repeat_shape), _repeat_forward, _repeat_backward,
-       [Param("repeats", "int", doc="how many times each element repeats"),
-        Param("axis", "int", None, "the axis; None repeats the flattened array")],
-       doc="repeat(data, repeats, axis=None): repeat each element ``repeats`` times.")
+register_unary(
+    "repeat", shape_infer(_repeat_shape), _repeat_forward, _repeat_backward,
+    params=[Param("repeats", "int", doc="how many times each element repeats"),
+            Param("axis", "int", None, "the axis; None repeats the flattened array")],
+    doc="repeat(data, repeats, axis=None): repeat each element ``repeats`` times.")
 
 
 # ---- reverse ------------------------------------------------------------------------------------
@@ -322,9 +313,10 @@ def _reverse_shape(p, s):
     return s
 
 
-_unary("reverse", _one(_reverse_shape), _reverse_forward, _reverse_backward,
-       [Param("axis", "shape", doc="the axes to reverse")], aliases=("flip",),
-       doc="reverse(data, axis): the elements in reverse order along the given axes.")
+register_unary(
+    "reverse", shape_infer(_reverse_shape), _reverse_forward, _reverse_backward,
+    params=[Param("axis", "shape", doc="the axes to reverse")], aliases=("flip",),
+    doc="reverse(data, axis): the elements in reverse order along the given axes.")
 
 
 # ---- broadcast_to, broadcast_axis, broadcast_like ----------------------------------------------
@@ -372,13 +364,16 @@ def _broadcast_backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
         assign(in_grads[1], req[1], 0)
 
 
-_unary("broadcast_to", _one(_broadcast_to_shape), _broadcast_forward, _broadcast_backward,
-       [Param("shape", "shape", (), "the target shape; 0 keeps the input's dim")],
-       doc="broadcast_to(data, shape): broadcast size-1 axes to ``shape``.")
-_unary("broadcast_axis", _one(_broadcast_axis_shape), _broadcast_forward, _broadcast_backward,
-       [Param("axis", "shape", (), "the size-1 axes to broadcast"),
-        Param("size", "shape", (), "their new sizes")], aliases=("broadcast_axes",),
-       doc="broadcast_axis(data, axis=(), size=()): broadcast the given size-1 axes.")
+register_unary(
+    "broadcast_to", shape_infer(_broadcast_to_shape), _broadcast_forward, _broadcast_backward,
+    params=[Param("shape", "shape", (), "the target shape; 0 keeps the input's dim")],
+    doc="broadcast_to(data, shape): broadcast size-1 axes to ``shape``.")
+register_unary(
+    "broadcast_axis", shape_infer(_broadcast_axis_shape), _broadcast_forward,
+    _broadcast_backward, aliases=("broadcast_axes",),
+    params=[Param("axis", "shape", (), "the size-1 axes to broadcast"),
+            Param("size", "shape", (), "their new sizes")],
+    doc="broadcast_axis(data, axis=(), size=()): broadcast the given size-1 axes.")
 
 
 def _broadcast_like_infer(p, in_shapes):

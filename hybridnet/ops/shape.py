@@ -15,7 +15,7 @@ from .params import Param
 from .registry import ZERO_GRAD, OpDef, assign, register
 
 __all__ = ["normalize_axis", "normalize_axes", "known", "size_of", "legacy_shape",
-           "first_type_infer", "reshape_shape"]
+           "first_type_infer", "shape_infer", "register_unary", "reshape_shape"]
 
 
 # ---- helpers shared by the tensor families --------------------------------------------------
@@ -78,8 +78,8 @@ def first_type_infer(op_name: str, out_dtype=None, n_out: int = 1, same: tuple =
     return infer
 
 
-def _unary(name, infer_shape, forward, backward, params=(), aliases=(), doc="",
-           infer_type=None, inplace=False):
+def register_unary(name: str, infer_shape, forward, backward, params=(), aliases=(), doc="",
+                   infer_type=None, inplace=False) -> OpDef:
     """Register a one-input operator whose backward reads nothing but the head gradient."""
     return register(OpDef(name, params=params, infer_shape=infer_shape, infer_type=infer_type,
                           forward=forward, backward=backward, aliases=aliases,
@@ -87,8 +87,9 @@ def _unary(name, infer_shape, forward, backward, params=(), aliases=(), doc="",
                           doc=doc))
 
 
-def _one(fn):
-    """infer_shape from ``fn(p, shape) -> out shape`` for one-input, one-output ops."""
+def shape_infer(fn):
+    """infer_shape from ``fn(p, shape) -> out shape`` for one-input, one-output ops (an
+    unknown input gives an unknown output)."""
     def infer(p, in_shapes):
         s = in_shapes[0]
         return in_shapes, [None if s is None else fn(p, tuple(s))], []
@@ -235,13 +236,16 @@ def _grad_reshaped(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
         assign(dx, req[0], out_grads[0].reshape(dx.shape))
 
 
-_unary("Reshape", _reshape_infer, _copy_reshaped, _grad_reshaped, inplace=True, params=[
-    Param("shape", "shape", (), "the new shape, with special codes 0, -1, -2, -3, -4"),
-    Param("reverse", "bool", False, "apply the special codes from right to left"),
-    Param("target_shape", "shape", (), "(deprecated) the new shape; 0 marks the dim to infer"),
-    Param("keep_highest", "bool", False, "(deprecated) keep the first dim, reshape the rest"),
-], aliases=("reshape",), doc="""Reshape(data, shape=(), reverse=False, target_shape=(),
-keep_highest=False): the same values with a new shape.
+register_unary(
+    "Reshape", _reshape_infer, _copy_reshaped, _grad_reshaped, inplace=True, aliases=("reshape",),
+    params=[
+        Param("shape", "shape", (), "the new shape, with special codes 0, -1, -2, -3, -4"),
+        Param("reverse", "bool", False, "apply the special codes from right to left"),
+        Param("target_shape", "shape", (), "(deprecated) the new shape; 0 marks the dim to infer"),
+        Param("keep_highest", "bool", False, "(deprecated) keep the first dim, reshape the rest"),
+    ],
+    doc="""Reshape(data, shape=(), reverse=False, target_shape=(), keep_highest=False): the same
+values with a new shape.
 
 Special codes in ``shape``: 0 copies the input dim, -1 infers one dim from the size, -2 copies
 all remaining dims, -3 merges two consecutive dims, -4 splits one dim into the next two values
@@ -256,10 +260,11 @@ def _flatten_shape(p, s):
     return (s[0], size_of(rest) if known(rest) else 0) if rest else (s[0], 1)
 
 
-_unary("Flatten", _one(_flatten_shape), _copy_reshaped, _grad_reshaped, inplace=True,
-       aliases=("flatten",),
-       doc="Flatten(data): collapse every axis but the first: (d0, d1, ..., dk) -> "
-           "(d0, d1 * ... * dk).")
+register_unary(
+    "Flatten", shape_infer(_flatten_shape), _copy_reshaped, _grad_reshaped, inplace=True,
+    aliases=("flatten",),
+    doc="Flatten(data): collapse every axis but the first: (d0, d1, ..., dk) -> "
+        "(d0, d1 * ... * dk).")
 
 
 def _expand_dims_shape(p, s):
@@ -267,10 +272,10 @@ def _expand_dims_shape(p, s):
     return s[:axis] + (1,) + s[axis:]
 
 
-_unary("expand_dims", _one(_expand_dims_shape), _copy_reshaped, _grad_reshaped, inplace=True,
-       params=[Param("axis", "int", doc="where to insert the new axis; "
-                                        "-ndim-1 <= axis <= ndim")],
-       doc="expand_dims(data, axis): insert an axis of size 1 at ``axis``.")
+register_unary(
+    "expand_dims", shape_infer(_expand_dims_shape), _copy_reshaped, _grad_reshaped, inplace=True,
+    params=[Param("axis", "int", doc="where to insert the new axis; -ndim-1 <= axis <= ndim")],
+    doc="expand_dims(data, axis): insert an axis of size 1 at ``axis``.")
 
 
 def _squeeze_shape(p, s):
@@ -284,10 +289,11 @@ def _squeeze_shape(p, s):
     return legacy_shape(tuple(d for i, d in enumerate(s) if i not in axes))
 
 
-_unary("squeeze", _one(_squeeze_shape), _copy_reshaped, _grad_reshaped, inplace=True,
-       params=[Param("axis", "axis", None, "the axes to remove (each of size 1); None: all "
-                                           "size-1 axes")],
-       doc="squeeze(data, axis=None): remove axes of size 1 (a (1, 1) array becomes (1,)).")
+register_unary(
+    "squeeze", shape_infer(_squeeze_shape), _copy_reshaped, _grad_reshaped, inplace=True,
+    params=[Param("axis", "axis", None, "the axes to remove (each of size 1); None: all size-1 "
+                                        "axes")],
+    doc="squeeze(data, axis=None): remove axes of size 1 (a (1, 1) array becomes (1,)).")
 
 
 # ---- transpose, SwapAxis ------------------------------------------------------------------------
@@ -311,10 +317,11 @@ def _transpose_backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
         assign(dx, req[0], out_grads[0].transpose(np.argsort(_perm(p, dx.ndim))))
 
 
-_unary("transpose", _one(lambda p, s: tuple(s[a] for a in _perm(p, len(s), s))),
-       _transpose_forward, _transpose_backward,
-       params=[Param("axes", "shape", (), "the permutation; () reverses the axes")],
-       doc="transpose(data, axes=()): permute the axes (reverse them by default).")
+register_unary(
+    "transpose", shape_infer(lambda p, s: tuple(s[a] for a in _perm(p, len(s), s))),
+    _transpose_forward, _transpose_backward,
+    params=[Param("axes", "shape", (), "the permutation; () reverses the axes")],
+    doc="transpose(data, axes=()): permute the axes (reverse them by default).")
 
 
 def _swap(p, ndim, shape=None):
@@ -336,10 +343,11 @@ def _swap_backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
         assign(dx, req[0], out_grads[0].transpose(_swap(p, dx.ndim)))
 
 
-_unary("SwapAxis", _one(lambda p, s: tuple(s[a] for a in _swap(p, len(s), s))),
-       _swap_forward, _swap_backward,
-       params=[Param("dim1", "int", 0, "the first axis"), Param("dim2", "int", 0, "the second")],
-       aliases=("swapaxes",), doc="SwapAxis(data, dim1=0, dim2=0): exchange two axes.")
+register_unary(
+    "SwapAxis", shape_infer(lambda p, s: tuple(s[a] for a in _swap(p, len(s), s))),
+    _swap_forward, _swap_backward, aliases=("swapaxes",),
+    params=[Param("dim1", "int", 0, "the first axis"), Param("dim2", "int", 0, "the second")],
+    doc="SwapAxis(data, dim1=0, dim2=0): exchange two axes.")
 
 
 # ---- depth_to_space / space_to_depth (NCHW) ----------------------------------------------------
@@ -382,9 +390,10 @@ def _space_op(name, fwd, bwd, inverse, what):
         if dx is not None:
             assign(dx, req[0], bwd(out_grads[0], p.block_size, dx.shape))
 
-    _unary(name, _one(lambda p, s: _d2s_shape(p, s, inverse)), forward, backward,
-           params=[Param("block_size", "int", doc="the block edge length")],
-           doc=f"{name}(data, block_size): rearrange {what} (NCHW).")
+    register_unary(
+        name, shape_infer(lambda p, s: _d2s_shape(p, s, inverse)), forward, backward,
+        params=[Param("block_size", "int", doc="the block edge length")],
+        doc=f"{name}(data, block_size): rearrange {what} (NCHW).")
 
 
 _space_op("depth_to_space", _d2s, _s2d, False, "channels into blocks of space")
@@ -479,10 +488,11 @@ def _diag_backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
     assign(dx, req[0], full)
 
 
-_unary("diag", _one(_diag_shape), _diag_forward, _diag_backward, params=[
-    Param("k", "int", 0, "the diagonal: 0 main, > 0 above, < 0 below"),
-    Param("axis1", "int", 0, "first axis of the 2-d planes (N-d input)"),
-    Param("axis2", "int", 1, "second axis of the 2-d planes (N-d input)")],
+register_unary(
+    "diag", shape_infer(_diag_shape), _diag_forward, _diag_backward,
+    params=[Param("k", "int", 0, "the diagonal: 0 main, > 0 above, < 0 below"),
+            Param("axis1", "int", 0, "first axis of the 2-d planes (N-d input)"),
+            Param("axis2", "int", 1, "second axis of the 2-d planes (N-d input)")],
     doc="diag(data, k=0, axis1=0, axis2=1): a 1-d input becomes a matrix with it on the k-th "
         "diagonal; an N-d input gives its k-th diagonals (numpy.diagonal), as the last axis.")
 
@@ -496,14 +506,16 @@ def _cast_backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
     assign(in_grads[0], req[0], out_grads[0])        # assign converts back to the input dtype
 
 
-_unary("Cast", _one(lambda p, s: s), _cast_forward, _cast_backward,
-       params=[Param("dtype", "dtype", doc="the output type")], aliases=("cast",),
-       infer_type=lambda p, t: (list(t), [p.dtype], []),
-       doc="Cast(data, dtype): the values converted to ``dtype``; the gradient is converted "
-           "back to the input's type.")
+register_unary(
+    "Cast", shape_infer(lambda p, s: s), _cast_forward, _cast_backward, aliases=("cast",),
+    params=[Param("dtype", "dtype", doc="the output type")],
+    infer_type=lambda p, t: (list(t), [p.dtype], []),
+    doc="Cast(data, dtype): the values converted to ``dtype``; the gradient is converted back "
+        "to the input's type.")
 
-_unary("_copyto", _one(lambda p, s: s), _cast_forward, _cast_backward,
-       doc="_copyto(data): a copy of the input (what NDArray.copyto records under autograd).")
+register_unary(
+    "_copyto", shape_infer(lambda p, s: s), _cast_forward, _cast_backward,
+    doc="_copyto(data): a copy of the input (what NDArray.copyto records under autograd).")
 
 
 def _shape_array_forward(ctx, p, inputs, aux, outputs, is_train):
@@ -515,9 +527,11 @@ def _size_array_forward(ctx, p, inputs, aux, outputs, is_train):
 
 
 _int64 = np.dtype(np.int64)
-_unary("shape_array", _one(lambda p, s: (len(s),)), _shape_array_forward, ZERO_GRAD,
-       infer_type=lambda p, t: (list(t), [_int64], []),
-       doc="shape_array(data): the shape of ``data`` as a 1-d int64 array.")
-_unary("size_array", _one(lambda p, s: (1,)), _size_array_forward, ZERO_GRAD,
-       infer_type=lambda p, t: (list(t), [_int64], []),
-       doc="size_array(data): the number of elements of ``data`` as a (1,) int64 array.")
+register_unary(
+    "shape_array", shape_infer(lambda p, s: (len(s),)), _shape_array_forward, ZERO_GRAD,
+    infer_type=lambda p, t: (list(t), [_int64], []),
+    doc="shape_array(data): the shape of ``data`` as a 1-d int64 array.")
+register_unary(
+    "size_array", shape_infer(lambda p, s: (1,)), _size_array_forward, ZERO_GRAD,
+    infer_type=lambda p, t: (list(t), [_int64], []),
+    doc="size_array(data): the number of elements of ``data`` as a (1,) int64 array.")

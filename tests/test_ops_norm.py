@@ -5,6 +5,7 @@ import pytest
 import hybridnet as mx
 from hybridnet.base import ParamError, ShapeError
 from hybridnet.ops import get_op
+from hybridnet.ops.kernels import batchnorm as bn_kernels
 from hybridnet.ops.kernels import lrn as lrn_kernels
 from op_harness import OpCase, check_forward, check_gradient, check_infer_shape
 
@@ -336,3 +337,29 @@ def test_bad_parameters():
     p = get_op("BatchNorm").parse_params({"eps": "2e-05", "fix_gamma": "False",
                                           "momentum": "0.99", "axis": "-1"})
     assert (p.eps, p.fix_gamma, p.momentum, p.axis) == (2e-5, False, 0.99, -1)
+
+
+@pytest.mark.parametrize("shape,axis", [((4, 3, 5, 2), 1), ((6, 7), 1), ((3, 4, 5), 2),
+                                        ((5, 2, 3), 0)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batchnorm_numba_kernels_match_the_reference(shape, axis, dtype):
+    rng = np.random.RandomState(len(shape) + axis)
+    x3 = bn_kernels.view3(rng.standard_normal(shape).astype(dtype) * 3 + 1, axis)
+    g3 = bn_kernels.view3(rng.standard_normal(shape).astype(dtype), axis)
+    acc = np.float64 if dtype == np.float64 else np.float32
+    mean, var = bn_kernels.moments(np, x3, acc)
+    rmean, rvar = bn_kernels.moments_reference(np, x3, acc)
+    np.testing.assert_allclose(mean, rmean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(var, rvar, rtol=1e-5)
+    c = x3.shape[1]
+    a, b, k = (rng.standard_normal(c).astype(acc) for _ in range(3))
+    outs = [np.empty_like(x3) for _ in range(4)]
+    bn_kernels.affine(np, x3, a, b, outs[0])
+    bn_kernels.affine_reference(np, x3, a, b, outs[1])
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5, atol=1e-6)
+    sums = bn_kernels.grad_sums(np, g3, x3, mean)
+    for got, want in zip(sums, bn_kernels.grad_sums_reference(np, g3, x3, mean)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    bn_kernels.grad_input(np, g3, x3, mean, a, b, k, outs[2])
+    bn_kernels.grad_input_reference(np, g3, x3, mean, a, b, k, outs[3])
+    np.testing.assert_allclose(outs[2], outs[3], rtol=1e-5, atol=1e-5)

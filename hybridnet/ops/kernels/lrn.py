@@ -88,7 +88,9 @@ def lrn_backward_reference(xp, x, g, scale, nsize, alpha, beta):
 
 
 def _fast(xp, *arrays) -> bool:
-    return xp is np and all(a.flags.c_contiguous for a in arrays)
+    # numba has no float16 arithmetic: half-precision data takes the reference path
+    return xp is np and all(a.flags.c_contiguous and a.dtype in (np.float32, np.float64)
+                            for a in arrays)
 
 
 def lrn_forward(xp, x, nsize, alpha, beta, knorm, out, scale) -> None:

@@ -34,7 +34,7 @@ def scatter_add_rows(xp, out, idx, rows) -> None:
 
     ``out`` is (V, D), ``idx`` integer (M,), ``rows`` (M, D); indices must be in range.
     """
-    if xp is not np or not out.flags.c_contiguous:
+    if xp is not np or not out.flags.c_contiguous or out.dtype not in (np.float32, np.float64):
         scatter_add_rows_reference(xp, out, idx, rows)
         return
     _scatter_add_rows(np.ascontiguousarray(idx, dtype=np.int64),

@@ -7,8 +7,9 @@
 * ``axes`` shares one mask along the given axes (variational dropout: ``axes=(0,)`` drops the
   same features for every step of a (T, N, C) sequence).
 * The mask (0 or ``1/(1-p)`` per element, data's shape) is a hidden second output, so backward
-  multiplies by exactly the mask forward used. Draws come from the device's seeded generator
-  (``mx.random.seed``).
+  multiplies by exactly the mask forward used. When forward is the identity the mask is not
+  filled; a NaN in its first element marks it, and backward passes the gradient through.
+  Draws come from the device's seeded generator (``mx.random.seed``).
 * ``p=1`` gives zeros (MXNet 1.9 gives NaN: 0 * inf).
 """
 from __future__ import annotations
@@ -47,19 +48,26 @@ def _dropout_forward(ctx, p, inputs, aux, outputs, is_train):
     out, mask = outputs
     if not (is_train or p.mode == "always") or p.p <= 0:
         out[...] = x
-        mask.fill(1)
+        # the identity needs no mask: a NaN in its first element tells backward so, and the
+        # rest stays untouched (filling it would cost a pass over fresh memory per call)
+        if mask.size:
+            mask.reshape(-1)[0] = np.nan
         return
     dtype = np.float64 if x.dtype == np.float64 else np.float32
     keep = ctx.rng.random(_mask_shape(p, x.shape), dtype=dtype) >= p.p
     # MXNet's p is a float32 and so is its scale: 1/(1-0.8) is 5.0000005, not 5
     one, prob = np.float32(1), np.float32(p.p)
     scale = np.float32(0) if p.p >= 1 else one / (one - prob)
-    mask[...] = keep * mask.dtype.type(scale)
+    xp.multiply(keep, mask.dtype.type(scale), out=mask)
     xp.multiply(x, mask, out=out)
 
 
 def _dropout_backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
-    assign(in_grads[0], req[0], out_grads[0] * outputs[1])
+    mask = outputs[1]
+    if mask.size and bool(ctx.xp.isnan(mask.reshape(-1)[0])):
+        assign(in_grads[0], req[0], out_grads[0])        # forward was the identity
+    else:
+        assign(in_grads[0], req[0], out_grads[0] * mask)
 
 
 register(OpDef(

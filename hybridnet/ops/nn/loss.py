@@ -247,12 +247,13 @@ def _svm_backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
     scores = x.reshape(-1, k)
     is_label = label.reshape(-1, 1).astype(np.int64) == xp.arange(k)
     # hinge on the true class (push its score above margin) and on the others (below -margin)
-    signed = xp.where(is_label, scores, -scores)
+    direction = 1 - 2 * is_label.astype(scores.dtype)      # -1 on the label, +1 elsewhere
+    signed = -direction * scores
     active = p.margin > signed
     if p.use_linear:
-        grad = xp.where(is_label, -1.0, 1.0) * active
+        grad = direction * active
     else:
-        grad = xp.where(is_label, -2.0, 2.0) * (p.margin - signed) * active
+        grad = 2 * direction * (p.margin - signed) * active
     assign(in_grads[0], req[0], (grad * p.regularization_coefficient).reshape(x.shape))
     _zero_label_grad(in_grads, req)
 
@@ -310,18 +311,28 @@ register(OpDef(
 
 
 # ---- smooth_l1 ------------------------------------------------------------------------------
+# Written with a clip instead of np.where: a data-dependent selection mispredicts a branch per
+# element and is ~10x slower. With q = min(|x|, 1/s2): 0.5 * s2 * q^2 + (|x| - q) is
+# 0.5 * s2 * x^2 inside the band and |x| - 0.5/s2 outside.
 def _smooth_l1_forward(ctx, p, inputs, aux, outputs, is_train):
-    xp, x = ctx.xp, inputs[0]
+    xp, x, out = ctx.xp, inputs[0], outputs[0]
     s2 = p.scalar * p.scalar
     ax = xp.abs(x)
-    outputs[0][...] = xp.where(ax < 1.0 / s2, 0.5 * s2 * x * x, ax - 0.5 / s2)
+    q = xp.minimum(ax, x.dtype.type(1.0 / s2))
+    ax -= q
+    xp.multiply(q, q, out=out)
+    out *= x.dtype.type(0.5 * s2)
+    out += ax
 
 
 def _smooth_l1_backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
     xp, x = ctx.xp, inputs[0]
     s2 = p.scalar * p.scalar
-    deriv = xp.where(xp.abs(x) < 1.0 / s2, s2 * x, xp.sign(x))
-    assign(in_grads[0], req[0], out_grads[0] * deriv)
+    bound = x.dtype.type(1.0 / s2)
+    deriv = xp.clip(x, -bound, bound)           # s2 * x inside the band, sign(x) outside
+    deriv *= x.dtype.type(s2)
+    deriv *= out_grads[0]
+    assign(in_grads[0], req[0], deriv)
 
 
 register(OpDef(

@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...base import ShapeError, shape_str
+from ..kernels import batchnorm as bn_kernels
 from ..kernels import lrn as lrn_kernels
 from ..params import Param
 from ..registry import OpDef, assign, merge_shape, register
@@ -110,59 +111,58 @@ def _bn_infer_type(p, in_types):
     return [data, param, param], [data, param, param], [param, param]
 
 
-def _bn_layout(p, x):
-    ax = p.axis % x.ndim
-    return ax, tuple(i for i in range(x.ndim) if i != ax), _param_shape(x.ndim, ax)
-
-
 def _bn_forward(ctx, p, inputs, aux, outputs, is_train):
     xp = ctx.xp
     x, gamma, beta = inputs
     moving_mean, moving_var = aux
     out, mean_out, var_out = outputs
-    ax, axes, pshape = _bn_layout(p, x)
+    acc = acc_dtype(x.dtype)
+    x3 = bn_kernels.view3(x, p.axis % x.ndim)
     if is_train and not p.use_global_stats:
-        mean, var = _moments(xp, x, axes)
-        mean, var = mean.reshape(-1), var.reshape(-1)
+        mean, var = bn_kernels.moments(xp, x3, acc)
         moving_mean *= p.momentum
         moving_mean += (1 - p.momentum) * mean
         moving_var *= p.momentum
         moving_var += (1 - p.momentum) * var
     else:
-        mean = moving_mean.astype(acc_dtype(x.dtype), copy=False)
-        var = moving_var.astype(acc_dtype(x.dtype), copy=False)
+        mean, var = moving_mean.astype(acc, copy=False), moving_var.astype(acc, copy=False)
     inv_std = 1.0 / xp.sqrt(var + p.eps)
     mean_out[...] = mean
     var_out[...] = inv_std
     scale = inv_std if p.fix_gamma else inv_std * gamma
     # y = x * scale + (beta - mean * scale): one pass over the data
-    shift = beta - mean * scale
-    out[...] = x * scale.reshape(pshape).astype(x.dtype) + shift.reshape(pshape).astype(x.dtype)
+    bn_kernels.affine(xp, x3, scale, beta - mean * scale, bn_kernels.view3(out, p.axis % x.ndim))
 
 
 def _bn_backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
     xp = ctx.xp
     x, gamma = inputs[0], inputs[1]
-    mean, inv_std = outputs[1], outputs[2]
-    g = out_grads[0]
-    ax, axes, pshape = _bn_layout(p, x)
+    ax = p.axis % x.ndim
     acc = acc_dtype(x.dtype)
-    mean_b = mean.astype(acc, copy=False).reshape(pshape)
-    inv_b = inv_std.astype(acc, copy=False).reshape(pshape)
-    gamma_b = None if p.fix_gamma else gamma.astype(acc, copy=False).reshape(pshape)
-    gacc = g.astype(acc, copy=False)
+    mean = outputs[1].astype(acc, copy=False)
+    inv_std = outputs[2].astype(acc, copy=False)
+    x3, g3 = bn_kernels.view3(x, ax), bn_kernels.view3(out_grads[0], ax)
+    sum_g, sum_gx = bn_kernels.grad_sums(xp, g3, x3, mean)
     if req[0] != "null":
-        dx, xhat = _normalized_backward(xp, gacc, x, mean_b, inv_b, axes, gamma_b,
-                                        batch_stats=not p.use_global_stats)
-        assign(in_grads[0], req[0], dx)
-    else:
-        xhat = (x.astype(acc, copy=False) - mean_b) * inv_b
+        k = inv_std if p.fix_gamma else inv_std * gamma.astype(acc, copy=False)
+        zero = xp.zeros_like(k)
+        if p.use_global_stats:          # statistics are constants: dx = k * g
+            b, c = zero, zero
+        else:                           # d/dx through the batch mean and variance too
+            count = x3.shape[0] * x3.shape[2]
+            b, c = -k * inv_std * inv_std * sum_gx / count, -k * sum_g / count
+        dst = in_grads[0]
+        if req[0] == "write" and dst.flags.c_contiguous:
+            bn_kernels.grad_input(xp, g3, x3, mean, k, b, c, bn_kernels.view3(dst, ax))
+        else:
+            dx = xp.empty(x.shape, dst.dtype)
+            bn_kernels.grad_input(xp, g3, x3, mean, k, b, c, bn_kernels.view3(dx, ax))
+            assign(dst, req[0], dx)
     if p.fix_gamma:
         assign(in_grads[1], req[1], 0)
-    elif req[1] != "null":
-        assign(in_grads[1], req[1], (gacc * xhat).sum(axis=axes))
-    if req[2] != "null":
-        assign(in_grads[2], req[2], gacc.sum(axis=axes))
+    else:
+        assign(in_grads[1], req[1], sum_gx * inv_std)       # sum(g * xhat)
+    assign(in_grads[2], req[2], sum_g)
 
 
 register(OpDef(

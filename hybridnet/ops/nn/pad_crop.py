@@ -5,16 +5,14 @@ axis, flattened: ``(0, 0, 0, 0, 1, 1, 2, 2)`` pads H by 1 and W by 2 of NCHW dat
 numpy's ``pad``: constant (``constant_value``), edge (repeat the border) and reflect (mirror
 without repeating the border; each pad must be smaller than the axis). MXNet only accepts 4-D
 and 5-D data with no padding on the first two axes; hybridnet accepts any rank and axis.
-Padding is separable, so the gradient folds the head gradient back one axis at a time through
-a small (padded length x length) 0/1 matrix.
+Padding is separable, so the gradient folds the padding's head gradient back onto the input
+positions it copied, one axis at a time.
 
 Crop(*data, num_args, offset=(0, 0), h_w=(0, 0), center_crop=False): crop the H, W axes of
 NCHW ``data[0]`` to ``h_w`` -- or, with two inputs, to the H, W of the second ("crop like").
 The window starts at ``offset`` (y, x), or is centred (rounding down) with ``center_crop``.
 """
 from __future__ import annotations
-
-import numpy as np
 
 from ...base import ShapeError, shape_str
 from ..params import Param
@@ -50,17 +48,6 @@ def _pad_infer_shape(p, in_shapes):
     return in_shapes, [out], []
 
 
-def _source_index(mode, n, before, after):
-    """For each padded position along one axis, the input position it copies (-1: constant)."""
-    i = np.arange(-before, n + after)
-    if mode == "constant":
-        return np.where((i >= 0) & (i < n), i, -1)
-    if mode == "edge":
-        return np.clip(i, 0, n - 1)
-    i = np.abs(i)                                   # reflect: mirror about 0 and about n - 1
-    return np.where(i > n - 1, 2 * (n - 1) - i, i)
-
-
 def _pad_forward(ctx, p, inputs, aux, outputs, is_train):
     xp, x = ctx.xp, inputs[0]
     pairs = _pairs(p, x.ndim)
@@ -79,13 +66,21 @@ def _pad_backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
     for axis, ((before, after), n) in enumerate(zip(_pairs(p, len(shape)), shape)):
         if before == 0 and after == 0:
             continue
-        if p.mode == "constant":
-            g = g[(slice(None),) * axis + (slice(before, before + n),)]
-            continue
-        src = _source_index(p.mode, n, before, after)
-        fold = np.zeros((n, src.size), g.dtype)     # fold[i, o] = 1 where output o copies i
-        fold[src, np.arange(src.size)] = 1
-        g = xp.moveaxis(xp.tensordot(xp.asarray(fold), g, axes=([1], [axis])), 0, axis)
+
+        def at(start, stop):
+            return (slice(None),) * axis + (slice(start, stop),)
+        inner = g[at(before, before + n)]
+        if p.mode != "constant":
+            # fold the padding's gradient back onto the input positions it copied
+            inner = inner.copy()
+            head, tail = g[at(0, before)], g[at(before + n, None)]
+            if p.mode == "edge":
+                inner[at(0, 1)] += head.sum(axis=axis, keepdims=True)
+                inner[at(n - 1, n)] += tail.sum(axis=axis, keepdims=True)
+            else:       # reflect: padded position before-k copies k, n-1+k copies n-1-k
+                inner[at(1, before + 1)] += xp.flip(head, axis)
+                inner[at(n - 1 - after, n - 1)] += xp.flip(tail, axis)
+        g = inner
     assign(in_grads[0], req[0], g)
 
 

@@ -99,7 +99,8 @@ class OpDef:
         random: draws from the device's random generator.
         mutates_aux: forward updates aux states (in training).
         inplace: (input, output) index pairs that may share memory.
-        bwd_inputs / bwd_outputs: indices of inputs / outputs backward reads (None = all).
+        bwd_inputs / bwd_outputs: indices of inputs / outputs backward reads (None = all), or
+            ``fn(p) -> indices`` when that depends on the parameters (Activation's act_type).
         namespace: '' for ``nd.X``, or 'random', 'linalg', 'contrib', ... (``nd.random.X``).
         inline_ok: eager calls on small arrays may run in the calling thread (False for ops
             that push work themselves, like Custom).
@@ -139,8 +140,10 @@ class OpDef:
         self.aliases = tuple(aliases)
         self.is_loss, self.random, self.mutates_aux = is_loss, random, mutates_aux
         self.inplace = tuple(inplace)
-        self.bwd_inputs = None if bwd_inputs is None else tuple(bwd_inputs)
-        self.bwd_outputs = None if bwd_outputs is None else tuple(bwd_outputs)
+        self.bwd_inputs = bwd_inputs if bwd_inputs is None or callable(bwd_inputs) \
+            else tuple(bwd_inputs)
+        self.bwd_outputs = bwd_outputs if bwd_outputs is None or callable(bwd_outputs) \
+            else tuple(bwd_outputs)
         self.namespace = namespace
         self.doc = doc
         self.inline_ok = inline_ok

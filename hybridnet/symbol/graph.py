@@ -223,8 +223,8 @@ def _build_backward(prog: Program, arg_reqs: dict) -> None:
                     aux=[prog.entry_vid[e] for e in in_entries[n_args:]],
                     outs=[prog.entry_vid[e] for e in outs], out_grads=out_grads,
                     in_grads=in_grads, req=req)
-        reads_in = range(n_args) if op.bwd_inputs is None else op.bwd_inputs
-        reads_out = range(n_out) if op.bwd_outputs is None else op.bwd_outputs
+        reads_in = _declared(op.bwd_inputs, node.params, n_args)
+        reads_out = _declared(op.bwd_outputs, node.params, n_out)
         step.reads = ([g for g in out_grads if g is not None]
                       + [step.ins[i] for i in reads_in if i < n_args]
                       + [step.outs[k] for k in reads_out if k < n_out] + step.aux
@@ -241,6 +241,13 @@ def _build_backward(prog: Program, arg_reqs: dict) -> None:
                 step.writes = [vid]
                 prog.backward.insert(0, step)
     prog.grad_vid = grad_vid
+
+
+def _declared(indices, p, n: int):
+    """The indices an operator's backward reads: all when undeclared; ``fn(p)`` resolved."""
+    if indices is None:
+        return range(n)
+    return indices(p) if callable(indices) else indices
 
 
 def check_reqs(names: list[str], reqs: list[str]) -> None:

@@ -71,7 +71,9 @@ register(OpDef(
     params=[Param("act_type", "str", doc="activation function",
                   choices=("relu", "sigmoid", "softrelu", "softsign", "tanh"))],
     infer_shape=same_shape_infer("Activation"), forward=_activation_forward,
-    backward=_activation_backward, inplace=((0, 0),), bwd_inputs=(0,), bwd_outputs=(0,),
+    backward=_activation_backward, inplace=((0, 0),), bwd_outputs=(0,),
+    # only softsign's gradient reads x; the others read y, so x may be overwritten in place
+    bwd_inputs=lambda p: (0,) if p.act_type == "softsign" else (),
     doc="Activation(data, act_type): elementwise activation.\n\n"
         "relu max(x, 0); sigmoid 1/(1+exp(-x)); tanh; softrelu log(1+exp(x)); "
         "softsign x/(1+|x|)."))

@@ -7,9 +7,11 @@ worker in list order before the push, as MXNet reduces them before sending).
 Push and pull go through the engine on its copy/I-O pool (prop ``'copy'``), ordered per key by
 a communication variable: a pull of key k runs after this worker's earlier push of k, and
 writes its output array; compute that does not touch them overlaps the communication.
-``priority`` orders ready work as in MXNet. A push returns as soon as its bytes have left (it
-does not wait for the other workers); an error the server reports for it (a second push in the
-same sync round, a shape mismatch) fails the key's next pull and every later wait on the key.
+``priority`` orders ready work as in MXNet. A push's engine work ends as soon as its bytes have
+left (it does not wait for the server, let alone the other workers); the server's acceptance
+(in dist_async: the applied update) is awaited by the key's next pull and by ``_barrier``. An
+error the server reports for a push (a second push in the same sync round, a shape mismatch)
+is raised there and fails every later wait on the key.
 
 Ownership: a key with fewer than HYBRIDNET_KVSTORE_BIGARRAY_BOUND elements lives on server
 ``(key * 9973) % num_servers`` (string keys use a stable 62-bit hash of the name, so every
@@ -270,17 +272,24 @@ class KVStoreDist:
             tracker.wait(self._job.heartbeat_timeout)
 
     def _raise_push_errors(self, info: _KeyInfo, wait: bool) -> None:
-        keep = []
-        for pending in info.acks:
-            if wait:
-                pending.wait(self._member.request_timeout)
-            if pending.done:
-                if pending.error is not None:
-                    info.acks = []
-                    raise pending.error
-            else:
+        """Raise (once) the first error a server returned for this key's pushes; with
+        ``wait``, first wait for every outstanding acknowledgement."""
+        pendings, info.acks = info.acks, []
+        keep, error = [], None
+        for pending in pendings:
+            if wait and not pending.done:
+                try:
+                    pending.wait(self._member.request_timeout)
+                except HybridNetError:
+                    if not pending.done:     # a timeout, not the server's answer
+                        raise
+            if not pending.done:
                 keep.append(pending)
+            elif pending.error is not None and error is None:
+                error = pending.error
         info.acks = keep
+        if error is not None:
+            raise error
 
     def _pull_into(self, info: _KeyInfo, outs: list, priority: int, rows) -> None:
         for o in outs:
@@ -293,13 +302,15 @@ class KVStoreDist:
             pendings = [(member.request((Role.SERVER, server), Message(Cmd.PULL, key=info.kid),
                                         f"pull of key {info.name!r} from server {server}"),
                          start, stop) for server, start, stop in info.slices]
+            # Acks of earlier pushes come back at once, while the pull may wait for the round:
+            # a refused push is raised now, not when the other workers have pushed.
+            self._raise_push_errors(info, wait=True)
             whole = np.empty(info.size, info.dtype)
             for pending, start, stop in pendings:
                 reply = pending.wait(member.request_timeout)[0]
                 piece = frame_array(reply, 0, {"dtype": info.dtype.name,
                                                "shape": info.wire_shape(start, stop)})
                 whole[start:stop] = piece.reshape(-1)
-            self._raise_push_errors(info, wait=True)
             value = whole.reshape(info.shape)
             if rows is not None:
                 keep = np.zeros(info.shape[0], bool)
@@ -399,7 +410,15 @@ class KVStoreDist:
 
     # ---- synchronisation, stats, the end -------------------------------------------------
     def _barrier(self) -> None:
-        """Wait until every worker (still in the job) calls ``_barrier``."""
+        """Wait until every worker (still in the job) calls ``_barrier``.
+
+        This worker's earlier pushes have all been accepted (applied, in dist_async) by the
+        servers when it returns, so ``push; waitall; _barrier`` on every worker, then ``pull``,
+        sees every update (as in MXNet, whose pushes complete on the server's ACK).
+        """
+        get_engine().wait_all()
+        for info in self._keys.values():
+            self._raise_push_errors(info, wait=True)
         self._member.barrier()
 
     barrier = _barrier

@@ -242,6 +242,7 @@ def _run_backward(heads, head_grads, retain_graph, train_mode):
     """
     from .engine import get_engine
     from .ndarray.creation import zeros
+    from .ndarray.ndarray import NDArray
     from .ops import resource
     from .ops.registry import ZERO_GRAD
 
@@ -283,7 +284,8 @@ def _run_backward(heads, head_grads, retain_graph, train_mode):
             for i in range(n_visible):
                 if out_grads[i] is None:
                     out_grads[i] = zeros(node.out_data[i].shape, node.ctx, node.out_data[i].dtype)
-            in_grads = [zeros(x.shape, x._ctx, x._data.dtype) if w else None
+            # 'write' backward fills every element: no need to zero the buffers first
+            in_grads = [NDArray(x._ctx.xp.empty(x.shape, x._data.dtype), x._ctx) if w else None
                         for x, w in zip(node.inputs, want)]
             if node.function is not None:
                 node.function._backward_into(out_grads[:n_visible], in_grads)
@@ -301,6 +303,7 @@ def _run_backward(heads, head_grads, retain_graph, train_mode):
 
 
 def _push_node_backward(engine, resource, node, out_grads, in_grads, want):
+    from .ndarray.invoke import inline_limit
     op, p = node.op, node.p
     octx = resource.op_context(node.ctx)
     og = [g._data if g is not None else None for g in out_grads]
@@ -318,7 +321,9 @@ def _push_node_backward(engine, resource, node, out_grads, in_grads, want):
     writes = [g._var for g in in_grads if g is not None]
     if op.random:
         writes.append(resource.rng_var(node.ctx))
-    engine.push(run, reads, writes, node.ctx, "normal", 0, f"_backward_{op.name}", False)
+    # like eager forward calls: small backward work runs in this thread when its inputs are ready
+    inline = sum(g.size for g in in_grads if g is not None) <= inline_limit()
+    engine.push(run, reads, writes, node.ctx, "normal", 0, f"_backward_{op.name}", inline)
 
 
 def backward(heads, head_grads=None, retain_graph: bool = False, train_mode: bool = True) -> None:

@@ -100,6 +100,9 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
             "runs in the calling thread (a thread hand-off costs more than the op); 0 disables"),
     Setting("HYBRIDNET_ENGINE_BULK_SIZE", _int, 0,
             "default bulk size for eager ops (see mx.engine.set_bulk_size); 0 = no bulking"),
+    Setting("HYBRIDNET_SAVE_FSYNC", _parse_bool, True,
+            "nd.save flushes its temporary file to disk before renaming it over the target, so "
+            "a checkpoint survives a power loss; 0 skips the flush (faster for many small files)"),
     Setting("HYBRIDNET_NUM_BLAS_THREADS", _int, 0,
             "threads BLAS may use (0 = leave BLAS's own default)", ("OMP_NUM_THREADS",)),
     Setting("HYBRIDNET_MNIST_DIR", _str, "",

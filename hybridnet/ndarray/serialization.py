@@ -34,7 +34,6 @@ offset, never a partial result.
 """
 from __future__ import annotations
 
-import mmap
 import os
 import pickle
 import struct
@@ -42,6 +41,7 @@ import uuid
 
 import numpy as np
 
+from .. import config
 from ..base import HybridNetError, shape_str
 from ..context import Context, cpu
 
@@ -67,8 +67,10 @@ class NDArrayFormatError(HybridNetError, ValueError):
 
 # ---- writing --------------------------------------------------------------------------------
 def _host_values(arr) -> np.ndarray:
-    """The values of ``arr`` as a C-ordered little-endian numpy array (waits for them)."""
-    host = arr.asnumpy()
+    """The values of ``arr`` as a C-ordered little-endian numpy array (waits for them; a CPU
+    array's own buffer is used as is, no copy)."""
+    arr.wait_to_read()
+    host = arr._data.get() if arr.context.is_gpu else arr._data
     dt = host.dtype
     if dt not in _DTYPE_FLAGS:
         raise HybridNetError(f"cannot save an array of dtype {dt.name}")
@@ -153,7 +155,8 @@ def save(fname, data) -> None:
                 f.write(struct.pack("<Q", len(raw)))
                 f.write(raw)
             f.flush()
-            os.fsync(f.fileno())
+            if config.get("HYBRIDNET_SAVE_FSYNC"):
+                os.fsync(f.fileno())
         os.replace(tmp, fname)
     except BaseException:
         try:
@@ -165,13 +168,18 @@ def save(fname, data) -> None:
 
 # ---- reading --------------------------------------------------------------------------------
 class _Reader:
-    """Little-endian reads from a buffer, with errors naming the source and the byte offset."""
+    """Little-endian reads from a buffer, with errors naming the source and the byte offset.
 
-    def __init__(self, buf, source: str):
+    ``owned``: the buffer is a private bytearray nobody else sees, so arrays may be views into
+    it instead of copies (``load`` reads a file into one and hands its pieces out).
+    """
+
+    def __init__(self, buf, source: str, owned: bool = False):
         self.buf = buf
         self.size = len(buf)
         self.pos = 0
         self.source = source
+        self.owned = owned
 
     def fail(self, msg: str, at: int | None = None):
         at = self.pos if at is None else at
@@ -192,12 +200,15 @@ class _Reader:
         return self.unpack(fmt, what)[0]
 
     def array(self, dtype, count: int, what: str) -> np.ndarray:
-        """``count`` elements of ``dtype`` copied out of the buffer."""
+        """``count`` elements of ``dtype`` (a view into an owned buffer when aligned, else a
+        copy in native byte order)."""
         dt = np.dtype(dtype).newbyteorder("<")
         self.need(count * dt.itemsize, what)
-        out = np.frombuffer(self.buf, dt, count, self.pos).astype(dt.newbyteorder("="))
+        out = np.frombuffer(self.buf, dt, count, self.pos)
         self.pos += count * dt.itemsize
-        return out
+        if self.owned and out.flags.aligned and dt.isnative:
+            return out
+        return out.astype(dt.newbyteorder("="))
 
 
 def _read_shape(r: _Reader, magic: int, what: str) -> tuple | None:
@@ -283,6 +294,37 @@ def _densify(r: _Reader, stype: int, shape, values, aux, at: int) -> np.ndarray:
     return dense
 
 
+_HEAD = struct.Struct("<Iii")                       # magic, storage type, ndim
+_TAIL = struct.Struct("<iii")                       # device type, device id, type flag
+_DIMS = [struct.Struct(f"<{n}q") for n in range(9)]
+_FAST_DTYPES = {f: np.dtype(t) for f, t in _FLAG_DTYPES.items()}
+
+
+def _read_dense_v2(r: _Reader) -> np.ndarray | None:
+    """The common record -- V2, dense, 1 to 8 dims, a supported dtype, all in bounds -- read with
+    three struct calls. Anything else returns None with the position unchanged, and the general
+    reader (``_read_record``) handles it, errors included."""
+    pos, buf = r.pos, r.buf
+    if pos + 12 > r.size:
+        return None
+    magic, stype, ndim = _HEAD.unpack_from(buf, pos)
+    if magic != V2_MAGIC or stype != 0 or not 0 < ndim < len(_DIMS):
+        return None
+    data_at = pos + 24 + 8 * ndim
+    if data_at > r.size:
+        return None
+    dims = _DIMS[ndim].unpack_from(buf, pos + 12)
+    dev_type, dev_id, flag = _TAIL.unpack_from(buf, data_at - 12)
+    dt = _FAST_DTYPES.get(flag)
+    if dt is None or dev_type not in _DEV_TYPES or dev_id < 0 or min(dims) < 0:
+        return None
+    count = _size(dims)
+    if data_at + count * dt.itemsize > r.size:
+        return None
+    r.pos = data_at
+    return r.array(dt, count, "array data").reshape(dims)
+
+
 class _NoneRecord:
     """Marker for MXNet's "none" placeholder array (a record that ends after ndim 0)."""
 
@@ -293,6 +335,9 @@ def _read_record(r: _Reader, continues) -> np.ndarray | type:
     ``continues(pos)`` says whether a valid rest of the input can start at ``pos``; it decides
     what a V2 record with ndim 0 is (see the module docstring).
     """
+    fast = _read_dense_v2(r)
+    if fast is not None:
+        return fast
     start = r.pos
     magic = r.one("<I", "array magic")
     if magic not in (V1_MAGIC, V2_MAGIC, V3_MAGIC) and magic > _MAX_LEGACY_NDIM:
@@ -393,8 +438,8 @@ def _to_ndarray(values):
     return NDArray(values, cpu(0))
 
 
-def _parse_file(buf, source: str):
-    r = _Reader(buf, source)
+def _parse_file(buf, source: str, owned: bool = False):
+    r = _Reader(buf, source, owned)
     at = r.pos
     if r.size < 8:
         r.fail(f"truncated: {r.size} bytes is too short for an NDArray file header", 0)
@@ -458,13 +503,14 @@ def load(fname):
         size = os.fstat(f.fileno()).st_size
         if size == 0:
             raise NDArrayFormatError(f"{fname}: empty file, not an NDArray file at byte 0")
-        # map the file rather than reading it: loading a big .params costs no extra copy
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            view = memoryview(mm)
-            try:
-                return _parse_file(view, fname)
-            finally:
-                view.release()
+        # one read into a private buffer; the arrays are views into it (no second copy).
+        # np.empty, unlike bytearray, does not zero the memory before the read fills it.
+        buf = np.empty(size, np.uint8)
+        got = f.readinto(buf)
+    if got != size:
+        raise NDArrayFormatError(f"{fname}: the file changed while it was read (expected {size} "
+                                 f"bytes, got {got}) at byte {got}")
+    return _parse_file(memoryview(buf), fname, owned=True)
 
 
 def array_from_bytes(buf):

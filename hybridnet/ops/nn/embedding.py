@@ -63,7 +63,10 @@ def _embedding_forward(ctx, p, inputs, aux, outputs, is_train):
     data, weight = inputs
     idx = _indices(xp, data, p.input_dim)
     out = outputs[0].reshape(-1, p.output_dim)
-    xp.take(weight, idx.reshape(-1), axis=0, out=out, mode="clip")   # range checked above
+    if xp is np:        # gather straight into the output (mode='raise' would buffer a copy)
+        np.take(weight, idx.reshape(-1), axis=0, out=out, mode="clip")   # range checked above
+    else:
+        out[...] = weight[idx.reshape(-1)]
 
 
 def _embedding_backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):

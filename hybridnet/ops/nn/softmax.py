@@ -46,13 +46,14 @@ def softmax_into(xp, x, axis: int, out, temperature=None, log: bool = False, val
     if valid is not None:
         m = xp.where(xp.isfinite(m), m, 0)
     shifted = x - m
-    e = xp.exp(shifted)
-    s = e.sum(axis=axis, keepdims=True)
     if log:
-        out[...] = shifted - xp.log(s)
+        s = xp.exp(shifted).sum(axis=axis, keepdims=True)
+        xp.subtract(shifted, xp.log(s), out=out, casting="unsafe")
         return out
+    e = xp.exp(shifted, out=shifted)
+    s = e.sum(axis=axis, keepdims=True)
     if valid is not None:
-        s = xp.where(s == 0, 1, s)
+        s[s == 0] = 1                       # an all-masked slice stays all zeros
     xp.divide(e, s, out=out, casting="unsafe")
     return out
 

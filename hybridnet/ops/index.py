@@ -320,7 +320,10 @@ def _take_forward(ctx, p, inputs, aux, outputs, is_train):
     a, idx = inputs
     axis = _take_axis(p, a.shape)
     pos = _as_index(ctx.xp, idx, a.shape[axis], p.mode, "take")
-    ctx.xp.take(a, pos, axis=axis, out=outputs[0])
+    if ctx.xp is np:     # positions are already in range; numpy buffers out= under mode='raise'
+        np.take(a, pos, axis=axis, out=outputs[0], mode="clip")
+    else:
+        ctx.xp.take(a, pos, axis=axis, out=outputs[0])
 
 
 def _take_backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):

@@ -24,7 +24,9 @@ def _order(xp, x, axis, ascend):
     """Stable sorting positions along ``axis``; ties keep their order in both directions."""
     if ascend:
         return xp.argsort(x, axis=axis, kind="stable")
-    # a stable descending order: sort the reversed array ascending, then reverse back
+    if x.dtype.kind == "f":           # negating floats keeps ties tied (and costs one pass)
+        return xp.argsort(-x, axis=axis, kind="stable")
+    # integers may not negate (unsigned, INT_MIN): sort the reversed array, then reverse back
     n = x.shape[axis]
     return (n - 1) - xp.flip(xp.argsort(xp.flip(x, axis), axis=axis, kind="stable"), axis)
 

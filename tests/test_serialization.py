@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import hybridnet as mx
+from hybridnet.test_utils import environment
 from hybridnet.ndarray import serialization as ser
 from hybridnet.ndarray.serialization import MXNetUnpickler, NDArrayFormatError
 
@@ -195,6 +196,36 @@ def test_none_placeholder_record_loads_as_none():
     assert got[0] is None and got[1].asnumpy().tolist() == [5.0]
     buf = struct.pack("<QQQ", 0x112, 0, 1) + rec + struct.pack("<Q", 1) + struct.pack("<Q", 1) + b"a"
     assert mx.nd.load_frombuffer(buf) == {"a": None}
+
+
+@pytest.mark.parametrize("fname", sorted(INDEX))
+def test_fast_record_path_agrees_with_general_reader(fname, monkeypatch):
+    fast = mx.nd.load(str(FIXTURES / fname))
+    monkeypatch.setattr(ser, "_read_dense_v2", lambda r: None)
+    general = mx.nd.load(str(FIXTURES / fname))
+    items = (lambda d: list(d.items()) if isinstance(d, dict) else list(enumerate(d)))
+    for (k1, a), (k2, b) in zip(items(fast), items(general)):
+        assert k1 == k2 and a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_array_equal(a.asnumpy(), b.asnumpy())
+
+
+def test_loaded_arrays_are_independent_aligned_and_writable(tmp_path):
+    # a float16 array of odd length leaves the next record's data unaligned for float64
+    data = [mx.nd.array([1, 2, 3], dtype="float16"), mx.nd.array([4.0, 5.0], dtype="float64"),
+            mx.nd.array([6.0, 7.0])]
+    mx.nd.save(tmp_path / "a.nd", data)
+    got = mx.nd.load(tmp_path / "a.nd")
+    assert all(x._data.flags.aligned and x._data.flags.writeable for x in got)
+    got[1][:] = 0
+    got[0] += 1
+    assert got[2].asnumpy().tolist() == [6, 7] and got[0].asnumpy().tolist() == [2, 3, 4]
+    assert got[1].asnumpy().tolist() == [0, 0]
+
+
+def test_save_without_fsync(tmp_path):
+    with environment("HYBRIDNET_SAVE_FSYNC", "0"):
+        mx.nd.save(tmp_path / "n.nd", [mx.nd.ones((2,))])
+    assert mx.nd.load(tmp_path / "n.nd")[0].asnumpy().tolist() == [1, 1]
 
 
 # ---- atomic save ------------------------------------------------------------------------------

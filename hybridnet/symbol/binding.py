@@ -178,7 +178,8 @@ def simple_bind(sym, ctx, grad_req="write", type_dict=None, stype_dict=None, gro
         else:
             aux_arrays.append(_zeros(shape, dtype, ctx))
     pool = shared_exec._pool if shared_exec is not None else None
-    return Executor(sym, ctx, arg_arrays, grad_arrays, reqs, aux_arrays, pool)
+    return Executor(sym, ctx, arg_arrays, grad_arrays, reqs, aux_arrays, pool,
+                    inferred=(graph, entry_shapes, entry_types))
 
 
 def reshape_arrays(exe: Executor, partial_shaping: bool, allow_up_sizing: bool,

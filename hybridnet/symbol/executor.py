@@ -67,7 +67,9 @@ class MemoryPool:
 
 
 def _view(buf, shape, dtype):
-    n = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    n = dtype.itemsize
+    for d in shape:
+        n *= d
     return buf[:n].view(dtype).reshape(shape)
 
 
@@ -81,18 +83,23 @@ class Executor:
     """
 
     def __init__(self, symbol, ctx: Context, arg_arrays: list, grad_arrays: list, reqs: list,
-                 aux_arrays: list, pool: MemoryPool | None = None):
+                 aux_arrays: list, pool: MemoryPool | None = None, inferred: tuple | None = None):
         self._symbol = symbol
         self._ctx = ctx
-        self._graph = graph = IndexedGraph(symbol._outputs)
+        # ``inferred``: (graph, entry shapes, entry types) when the caller has them already
+        graph = inferred[0] if inferred is not None else IndexedGraph(symbol._outputs)
+        self._graph = graph
         self.arg_arrays, self.grad_arrays, self.aux_arrays = arg_arrays, grad_arrays, aux_arrays
         self._reqs = reqs
         self._arg_names, self._aux_names = graph.arg_names(), graph.aux_names()
-        shapes = {n: a.shape for n, a in zip(self._arg_names, arg_arrays)}
-        shapes.update({n: a.shape for n, a in zip(self._aux_names, aux_arrays)})
-        types = {n: a._data.dtype for n, a in zip(self._arg_names, arg_arrays)}
-        types.update({n: a._data.dtype for n, a in zip(self._aux_names, aux_arrays)})
-        entry_shapes, entry_types = infer_graph(graph, shapes, types, where="bind")
+        if inferred is not None:
+            entry_shapes, entry_types = inferred[1], inferred[2]
+        else:
+            shapes = {n: a.shape for n, a in zip(self._arg_names, arg_arrays)}
+            shapes.update({n: a.shape for n, a in zip(self._aux_names, aux_arrays)})
+            types = {n: a._data.dtype for n, a in zip(self._arg_names, arg_arrays)}
+            types.update({n: a._data.dtype for n, a in zip(self._aux_names, aux_arrays)})
+            entry_shapes, entry_types = infer_graph(graph, shapes, types, where="bind")
         for name, arr in list(zip(self._arg_names, arg_arrays)) + list(
                 zip(self._aux_names, aux_arrays)):
             if arr._ctx != ctx:

@@ -105,7 +105,7 @@ def build_program(graph: IndexedGraph, shapes: list, types: list, arg_reqs: dict
     arg_pos = {nid: i for i, nid in enumerate(graph.arg_ids)}
     aux_pos = {nid: i for i, nid in enumerate(graph.aux_list)}
     for nid, node in enumerate(nodes):
-        for k in range(node.num_outputs()):
+        for k in range(graph.n_outputs(nid)):
             eid = graph.entry_id(nid, k)
             if node.op is None:
                 kind, ref = ("aux", aux_pos[nid]) if nid in aux_pos else ("arg", arg_pos[nid])
@@ -119,10 +119,10 @@ def build_program(graph: IndexedGraph, shapes: list, types: list, arg_reqs: dict
         if node.op is None:
             continue
         ins = [prog.entry_vid[graph.entry_id(s, k)] for s, k in graph.inputs[nid]]
-        n_args = node.num_args()
+        n_args = graph.n_args[nid]
         step = Step("forward", nid, ins=ins[:n_args], aux=ins[n_args:],
                     outs=[prog.entry_vid[graph.entry_id(nid, k)]
-                          for k in range(node.num_outputs())])
+                          for k in range(graph.n_outputs(nid))])
         step.reads = list(ins)
         step.writes = list(step.outs) + (step.aux if node.op.mutates_aux else [])
         prog.forward.append(step)
@@ -140,12 +140,11 @@ def _build_backward(prog: Program, arg_reqs: dict) -> None:
         if node.op is None:
             needs[eid(nid, 0)] = arg_reqs.get(nid, "null") != "null"
         elif _differentiable(node.op):
-            n_args = node.num_args()
-            if any(needs[eid(s, k)] for s, k in graph.inputs[nid][:n_args]):
-                for k in range(node.num_outputs()):
+            if any(needs[eid(s, k)] for s, k in graph.inputs[nid][:graph.n_args[nid]]):
+                for k in range(graph.n_outputs(nid)):
                     needs[eid(nid, k)] = True
     grad_vid: dict[int, int] = {}
-    entry_node = [nid for nid, node in enumerate(nodes) for _ in range(node.num_outputs())]
+    entry_node = [nid for nid in range(len(nodes)) for _ in range(graph.n_outputs(nid))]
 
     def grad_of(e):
         if e not in grad_vid:
@@ -188,13 +187,13 @@ def _build_backward(prog: Program, arg_reqs: dict) -> None:
         op = node.op
         if op is None or not _differentiable(op):
             continue
-        n_out = node.num_outputs()
+        n_out = graph.n_outputs(nid)
         outs = [eid(nid, k) for k in range(n_out)]
         loss = node.is_loss()
         if not (loss and any(needs[e] for e in outs)) and not any(has_grad[e] for e in outs):
             continue
         in_entries = [eid(s, k) for s, k in graph.inputs[nid]]
-        n_args = node.num_args()
+        n_args = graph.n_args[nid]
         wanted = [needs[e] for e in in_entries[:n_args]]
         if not any(wanted):
             continue

@@ -114,63 +114,72 @@ class GraphInference:
             self.values[graph.entry_id(nid, 0)] = value if value is not None else kind.hint(node)
 
     def run(self) -> list:
+        """Sweep forward and backward over the operators until nothing changes."""
         g = self.graph
         op_ids = [i for i, n in enumerate(g.nodes) if n.op is not None]
+        # per node: (entry ids of its inputs, number of arguments, entry ids of its outputs)
+        self._io = {nid: ([g.entry_id(s, k) for s, k in g.inputs[nid]], g.n_args[nid],
+                          list(range(g.row_ptr[nid], g.row_ptr[nid + 1]))) for nid in op_ids}
+        known = self.kind.known
         for sweep in range(2 * len(op_ids) + 2):
             order = op_ids if sweep % 2 == 0 else op_ids[::-1]
             changed = False
             for nid in order:
                 changed |= self._infer_node(nid)
-            if not changed and sweep > 0:
+            if not changed and sweep > 0 or all(known(v) for v in self.values):
                 break
         return self.values
 
     def _infer_node(self, nid: int) -> bool:
-        g, kind = self.graph, self.kind
-        node = g.nodes[nid]
+        kind, values = self.kind, self.values
+        node = self.graph.nodes[nid]
         op, p = node.op, node.params
-        in_ids = [g.entry_id(s, k) for s, k in g.inputs[nid]]
-        n_args = node.num_args()
-        ins = [self.values[e] for e in in_ids[:n_args]]
+        in_ids, n_args, out_ids = self._io[nid]
+        ins = [values[e] for e in in_ids[:n_args]]
         fn = op.infer_shape if kind is SHAPE else op.infer_type
-        complete = all(kind.known(v) for v in ins)
         try:
-            new_ins, outs, auxs = fn(p, list(ins))
+            new_ins, outs, auxs = fn(p, ins)
         except (ShapeError, DTypeError) as err:
             raise self._op_error(nid, err) from None
         except HybridNetError:
             raise
         except Exception as err:  # an operator rule that cannot handle unknowns yet
-            if complete:
+            if all(kind.known(v) for v in ins):
                 raise HybridNetError(f"{op.name} '{node.name}': {kind.name} inference failed "
                                      f"with inputs {self._describe_inputs(nid)}: "
                                      f"{type(err).__name__}: {err}") from err
             return False
-        n_out = node.num_outputs()
-        outs = list(outs) + [None] * (n_out - len(outs))
         changed = False
-        names = node.input_names()
-        for i, value in enumerate(list(new_ins)[:n_args] + list(auxs or [])):
-            if i < len(in_ids):
-                changed |= self._merge(nid, in_ids[i], value, f"input {names[i]}", i)
-        for k in range(n_out):
-            changed |= self._merge(nid, g.entry_id(nid, k), outs[k], f"output {k}", None)
+        for i, value in enumerate(list(new_ins)[:n_args] + list(auxs or ())):
+            if value is not None and i < len(in_ids):
+                changed |= self._merge(nid, in_ids[i], value, i)
+        for k, value in enumerate(outs):
+            if value is not None and k < len(out_ids):
+                changed |= self._merge(nid, out_ids[k], value, None, k)
         return changed
 
-    def _merge(self, nid, eid, value, what, input_index) -> bool:
-        if value is None:
-            return False
+    def _merge(self, nid, eid, value, input_index, output_index=None) -> bool:
         kind = self.kind
         if kind is SHAPE:
-            value = tuple(int(d) for d in value)
-        else:
+            if type(value) is not tuple or not all(type(d) is int for d in value):
+                value = tuple(int(d) for d in value)
+        elif not isinstance(value, np.dtype):
             value = parse_dtype(value)
         old = self.values[eid]
+        if old is None:
+            self.values[eid] = value
+            return True
+        if old == value:
+            return False
         try:
             merged = kind.merge(old, value)
         except ValueError:
+            if input_index is not None:
+                what = f"input {self.graph.nodes[nid].input_names()[input_index]}"
+            else:
+                what = f"output {output_index}"
             raise self._conflict(nid, what, old, value, input_index) from None
-        if old is None or merged != old:     # (np.dtype("float64") == None is True)
+        if merged != old:
             self.values[eid] = merged
             return True
         return False
@@ -217,7 +226,7 @@ class GraphInference:
         for nid, node in enumerate(g.nodes):
             if node.op is not None and not all(
                     self.kind.known(self.values[g.entry_id(nid, k)])
-                    for k in range(node.num_outputs())):
+                    for k in range(g.n_outputs(nid))):
                 out.append(f"{node.name} ({node.op.name})")
         return out
 

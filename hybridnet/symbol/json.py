@@ -31,6 +31,16 @@ __all__ = ["to_json", "save", "load", "load_json", "MXNET_VERSION"]
 MXNET_VERSION = 10901           # major * 10000 + minor * 100 + patch, what MXNet 1.9.1 writes
 _log = logging.getLogger(__name__)
 
+# Where MXNet 1.9.1's canonical name of an operator is one of our aliases (found by asking the
+# oracle for the canonical name behind every registry name): files say "BlockGrad", not
+# "stop_gradient", whichever spelling built the node.
+_MXNET_NAME = {"stop_gradient": "BlockGrad", "identity": "_copy"}
+
+
+def mxnet_op_name(op) -> str:
+    """The name MXNet's files use for registry operator ``op``."""
+    return _MXNET_NAME.get(op.name, op.name)
+
 
 # ---- writing ----------------------------------------------------------------------------------
 def _escape(text: str) -> str:
@@ -90,15 +100,16 @@ class _Writer:
 def graph_dict(sym) -> dict:
     """The JSON object of ``sym`` as Python data (key order as MXNet writes it)."""
     g = IndexedGraph(sym._outputs)
-    nodes = []
+    nodes, row_ptr = [], [0]
     for nid, node in enumerate(g.nodes):
-        entry = {"op": "null" if node.op is None else node.op.name, "name": node.name}
+        row_ptr.append(row_ptr[-1] + max(node.num_outputs(), node.file_outputs or 0))
+        entry = {"op": "null" if node.op is None else mxnet_op_name(node.op), "name": node.name}
         attrs = node.all_attrs()
         if attrs:
             entry["attrs"] = dict(sorted(attrs.items()))
         entry["inputs"] = [[s, k, v] for (s, k), v in zip(g.inputs[nid], node.versions)]
         nodes.append(entry)
-    return {"nodes": nodes, "arg_nodes": list(g.variable_ids), "node_row_ptr": g.row_ptr,
+    return {"nodes": nodes, "arg_nodes": list(g.variable_ids), "node_row_ptr": row_ptr,
             "heads": [[n, k, 0] for n, k in g.head_entries],
             "attrs": {"mxnet_version": ["int", MXNET_VERSION]}}
 
@@ -181,6 +192,11 @@ class _Loader:
         built: list[Node] = []
         for i, raw in enumerate(nodes):
             built.append(self._node(i, raw, built))
+        row_ptr = self.data.get("node_row_ptr")
+        if isinstance(row_ptr, list) and len(row_ptr) == len(built) + 1:
+            for node, lo, hi in zip(built, row_ptr, row_ptr[1:]):
+                if isinstance(lo, int) and isinstance(hi, int) and hi - lo > node.num_outputs():
+                    node.file_outputs = hi - lo
         heads = self.data["heads"]
         if not isinstance(heads, list) or not heads:
             self._fail("the graph", "heads", "must be a non-empty list of entries")

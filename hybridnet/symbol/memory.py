@@ -5,8 +5,12 @@ first writes it to the last step that reads it -- backward reads count, so only 
 operator's backward declares it needs (``bwd_inputs`` / ``bwd_outputs``) is kept alive past the
 forward pass. When a value is defined it takes, in order of preference:
 
-1. its input's slot, in place, if the operator allows it (``inplace`` pairs) and that input
-   dies at this very step (same byte size, not an output the user sees);
+1. in place, if the operator allows it (``inplace`` pairs) and the array it would overwrite dies
+   at this very step (same byte size, not an output the user sees): an output takes its
+   input's slot in forward; in backward an input gradient takes the output gradient's slot
+   when it is the step's only gradient written (elementwise operators compute each element of
+   it from the same element of the output gradient, so overwriting is safe; with two gradients
+   written the second would read a clobbered output gradient);
 2. the smallest free slot big enough (best fit), else the largest free slot, grown;
 3. a new slot.
 
@@ -93,7 +97,7 @@ def plan_memory(prog: Program) -> MemoryPlan:
             if v in pinned:
                 slot = new_slot(nbytes)
                 plan.private.add(slot)
-            elif step.kind == "forward":
+            elif step.kind in ("forward", "backward"):
                 slot = _inplace_slot(prog, step, v, s, last, plan, donated, nbytes)
             if slot is None:
                 slot = take_free(nbytes)
@@ -109,13 +113,22 @@ def plan_memory(prog: Program) -> MemoryPlan:
 
 
 def _inplace_slot(prog, step, v, s, last, plan, donated, nbytes):
-    """The slot of an input ``v`` may overwrite in place, or None."""
+    """The slot ``v`` may take over in place (see the module docstring), or None."""
     op = prog.graph.nodes[step.nid].op
     values = prog.values
-    for i, j in op.inplace:
-        if j >= len(step.outs) or step.outs[j] != v or i >= len(step.ins):
+    if step.kind == "backward":
+        written = [g for g in step.in_grads if g is not None]
+        if len(written) != 1:
+            return None
+        pairs = [(step.out_grads, j, step.in_grads, i) for i, j in op.inplace]
+    else:
+        pairs = [(step.ins, i, step.outs, j) for i, j in op.inplace]
+    for sources, si, targets, ti in pairs:
+        if ti >= len(targets) or targets[ti] != v or si >= len(sources):
             continue
-        src = step.ins[i]
+        src = sources[si]
+        if src is None:
+            continue
         if (values[src].planned and src not in prog.pinned and src not in donated
                 and last.get(src) == s and values[src].nbytes == nbytes
                 and plan.slot_of[src] not in plan.private):

@@ -23,7 +23,8 @@ AUX_INIT = {"moving_mean": '["zero", {}]', "moving_var": '["one", {}]'}
 
 class Node:
     """One operator call (``op`` set) or variable (``op is None``) in a symbol graph."""
-    __slots__ = ("op", "name", "params", "attrs", "inputs", "versions", "__weakref__")
+    __slots__ = ("op", "name", "params", "attrs", "inputs", "versions", "file_outputs",
+                 "__weakref__")
 
     def __init__(self, op: OpDef | None, name: str, params: Params | None = None,
                  attrs: dict | None = None, inputs: list | None = None,
@@ -34,6 +35,9 @@ class Node:
         self.attrs = dict(attrs) if attrs else {}
         self.inputs = list(inputs) if inputs else []
         self.versions = list(versions) if versions is not None else [0] * len(self.inputs)
+        # outputs a loaded JSON file counted for this node, when more than ours (MXNet's oneDNN
+        # builds count a hidden workspace of max pooling); kept so the file re-serializes as is
+        self.file_outputs: int | None = None
 
     @property
     def is_variable(self) -> bool:
@@ -74,7 +78,9 @@ class Node:
         return per_call(self.params) if per_call is not None else bool(op.is_loss)
 
     def copy(self) -> "Node":
-        return Node(self.op, self.name, self.params, self.attrs, self.inputs, self.versions)
+        new = Node(self.op, self.name, self.params, self.attrs, self.inputs, self.versions)
+        new.file_outputs = self.file_outputs
+        return new
 
     def __repr__(self):
         kind = "Variable" if self.op is None else self.op.name
@@ -123,11 +129,12 @@ class IndexedGraph:
             self.row_ptr.append(self.row_ptr[-1] + n.num_outputs())
         self.inputs = [[(self.index[id(src)], k) for src, k in n.inputs] for n in self.nodes]
         self.head_entries = [(self.index[id(n)], k) for n, k in self.heads]
+        # how many leading inputs of each node are arguments (the rest: auxiliary states)
+        self.n_args = [n.num_args() if n.op is not None else 0 for n in self.nodes]
         aux_ids = set()
         for nid, n in enumerate(self.nodes):
-            if n.op is not None:
-                for src, _ in n.inputs[n.num_args():]:
-                    aux_ids.add(self.index[id(src)])
+            for src, _ in n.inputs[self.n_args[nid]:]:
+                aux_ids.add(self.index[id(src)])
         self.aux_ids = aux_ids
         self.variable_ids = [i for i, n in enumerate(self.nodes) if n.op is None]
         self.arg_ids = [i for i in self.variable_ids if i not in aux_ids]
@@ -139,6 +146,10 @@ class IndexedGraph:
 
     def entry_id(self, nid: int, index: int) -> int:
         return self.row_ptr[nid] + index
+
+    def n_outputs(self, nid: int) -> int:
+        """Outputs of node ``nid``, hidden ones included."""
+        return self.row_ptr[nid + 1] - self.row_ptr[nid]
 
     def arg_names(self) -> list[str]:
         return [self.nodes[i].name for i in self.arg_ids]

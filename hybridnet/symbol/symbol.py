@@ -223,13 +223,15 @@ class Symbol:
 
     def debug_str(self) -> str:
         """A readable listing of the graph: outputs, variables, operators with inputs and attrs."""
+        from .json import mxnet_op_name
         lines = ["Symbol Outputs:"]
         lines += [f"\toutput[{i}]={n.name}({k})" for i, (n, k) in enumerate(self._outputs)]
         for node in topo_order(self._outputs):
             if node.op is None:
                 lines.append(f"Variable:{node.name}")
                 continue
-            lines += ["--------------------", f"Op:{node.op.name}, Name={node.name}", "Inputs:"]
+            lines += ["--------------------", f"Op:{mxnet_op_name(node.op)}, Name={node.name}",
+                      "Inputs:"]
             for i, ((src, k), ver) in enumerate(zip(node.inputs, node.versions)):
                 suffix = f" version={ver}" if src.op is None else ""
                 lines.append(f"\targ[{i}]={src.name}({k}){suffix}")

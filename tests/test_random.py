@@ -146,6 +146,15 @@ def test_sample_ops_one_distribution_per_element():
     np.testing.assert_allclose(lam.mean(axis=1), [1.0, 4.0], rtol=0.03)
     g = mx.nd.random.gamma(mx.nd.array([2.0]), mx.nd.array([3.0]), shape=N // 10).asnumpy()
     np.testing.assert_allclose(g.mean(), 6.0, rtol=0.03)
+    nb = mx.nd.random.negative_binomial(mx.nd.array([3.0, 2.0]), mx.nd.array([0.4, 1.0]),
+                                        shape=N // 10).asnumpy()
+    np.testing.assert_allclose(nb.mean(axis=1), [4.5, 0.0], atol=0.1)
+    gnb = mx.nd.random.generalized_negative_binomial(
+        mx.nd.array([3.0, 2.0]), mx.nd.array([0.0, 0.5]), shape=N // 10).asnumpy()
+    np.testing.assert_allclose(gnb.mean(axis=1), [3.0, 2.0], atol=0.05)
+    np.testing.assert_allclose(gnb.var(axis=1), [3.0, 4.0], rtol=0.06)
+    po = mx.nd.random.poisson(mx.nd.array([0.0, 7.0]), shape=N // 10).asnumpy()
+    assert (po[0] == 0).all() and abs(po[1].mean() - 7.0) < 0.1
 
 
 def test_multinomial_frequencies_and_unnormalised_rows():

@@ -82,39 +82,48 @@ def _exponential(xp, rng, out, lam):
     return _into(out, e)
 
 
+# Distribution parameters are numbers (the generators' fast paths) or arrays that broadcast
+# against the output; ``size=out.shape`` serves both.
 def _gamma(xp, rng, out, alpha, beta):
-    g = rng.standard_gamma(xp.broadcast_to(xp.asarray(alpha, dtype=np.float64), out.shape))
+    g = rng.standard_gamma(alpha, size=out.shape)
     g *= beta
     return _into(out, g)
 
 
 def _poisson(xp, rng, out, lam):
-    return _into(out, rng.poisson(xp.broadcast_to(xp.asarray(lam, dtype=np.float64), out.shape)))
+    return _into(out, rng.poisson(lam, size=out.shape))
 
 
 def _gamma_poisson(xp, rng, out, shape, scale):
     """Poisson counts whose rates are gamma(shape, scale) draws; rate 0 where shape is 0."""
-    shape = xp.broadcast_to(xp.asarray(shape, dtype=np.float64), out.shape)
-    rate = rng.standard_gamma(xp.where(shape > 0, shape, 1.0))
+    if getattr(shape, "ndim", 0) == 0:
+        if shape <= 0:
+            out[...] = 0
+            return out
+        rate = rng.standard_gamma(shape, size=out.shape)
+    else:
+        rate = xp.where(shape > 0, rng.standard_gamma(xp.where(shape > 0, shape, 1.0),
+                                                      size=out.shape), 0.0)
     rate *= scale
-    rate = xp.where(shape > 0, rate, 0.0)
     return _into(out, rng.poisson(rate))
 
 
 def _negative_binomial(xp, rng, out, k, p):
-    p = xp.asarray(p, dtype=np.float64)
-    scale = (1 - p) / xp.where(p > 0, p, 1.0)
-    return _gamma_poisson(xp, rng, out, k, scale)
+    if getattr(p, "ndim", 0) == 0:
+        return _gamma_poisson(xp, rng, out, k, (1 - p) / p if p > 0 else 0.0)
+    return _gamma_poisson(xp, rng, out, k, (1 - p) / xp.where(p > 0, p, 1.0))
 
 
 def _generalized_negative_binomial(xp, rng, out, mu, alpha):
-    mu, alpha = xp.asarray(mu, dtype=np.float64), xp.asarray(alpha, dtype=np.float64)
-    # alpha = 0 is a plain Poisson(mu): give it shape 0 and handle it below
-    shape = xp.where(alpha > 0, 1.0 / xp.where(alpha > 0, alpha, 1.0), 0.0)
-    _gamma_poisson(xp, rng, out, shape, alpha * mu)
+    if getattr(alpha, "ndim", 0) == 0:
+        if alpha == 0:                  # no dispersion: a plain Poisson(mu)
+            return _poisson(xp, rng, out, mu)
+        return _gamma_poisson(xp, rng, out, 1.0 / alpha, alpha * mu)
+    # alpha = 0 entries are plain Poisson(mu): give them gamma shape 0 and fill them below
+    _gamma_poisson(xp, rng, out, xp.where(alpha > 0, 1.0 / xp.where(alpha > 0, alpha, 1.0), 0.0),
+                   alpha * mu)
     if bool((alpha == 0).any()):
-        plain = rng.poisson(xp.broadcast_to(mu, out.shape))
-        out[...] = xp.where(xp.broadcast_to(alpha, out.shape) == 0, plain, out)
+        out[...] = xp.where(alpha == 0, rng.poisson(mu, size=out.shape), out)
     return out
 
 

@@ -1,0 +1,252 @@
+"""Forward + backward time of the dense and convolutional layers, side by side with numpy's
+GEMMs and real MXNet 1.9.1 in the same run.
+
+* FullyConnected on the FCN-R shapes (784 -> 2048 -> 4096 -> 1024 -> 10, batch 64 and 1024):
+  hybridnet's op (forward + backward into preallocated buffers, as the Executor runs it, and
+  the eager ``nd`` + autograd path) against the three BLAS products numpy needs for the same
+  layer (``x @ W.T``, ``dy @ W``, ``dy.T @ x`` with ``out=``). "of GEMM" is numpy's time over
+  ours: the fraction of numpy's GEMM throughput the layer reaches (target >= 80%).
+* Convolution + Pooling on the AlexNet-R layers (batch 128; 5x5 convolutions with pad 2:
+  3->32 on 32x32, 32->32 on 15x15, 32->64 on 7x7; each followed by 3x3 stride-2 max pooling),
+  eager ``nd`` + autograd in both frameworks, all inputs needing gradients. Target: at most
+  1.5x MXNet's time.
+
+MXNet runs in a subprocess with its own interpreter (HYBRIDNET_MXNET_PYTHON, default
+/tmp/mxref/bin/python) and OMP_NUM_THREADS=2; without it the MXNet column is skipped. Every
+number is the best of several repeats (the machines this runs on are shared).
+
+    python benchmark/ops.py [--quick]
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import hybridnet as mx  # noqa: E402
+from hybridnet.ops import get_op  # noqa: E402
+from hybridnet.ops.registry import OpContext  # noqa: E402
+
+FC_SIZES = (784, 2048, 4096, 1024, 10)
+FC_BATCHES = (64, 1024)
+# (name, op, data shape, params)
+CONV_LAYERS = [
+    ("conv1 3->32 @32x32", "Convolution", (128, 3, 32, 32),
+     dict(kernel=(5, 5), pad=(2, 2), num_filter=32)),
+    ("pool1 3x3/2 @32x32", "Pooling", (128, 32, 32, 32),
+     dict(kernel=(3, 3), stride=(2, 2), pool_type="max")),
+    ("conv2 32->32 @15x15", "Convolution", (128, 32, 15, 15),
+     dict(kernel=(5, 5), pad=(2, 2), num_filter=32)),
+    ("pool2 3x3/2 @15x15", "Pooling", (128, 32, 15, 15),
+     dict(kernel=(3, 3), stride=(2, 2), pool_type="max")),
+    ("conv3 32->64 @7x7", "Convolution", (128, 32, 7, 7),
+     dict(kernel=(5, 5), pad=(2, 2), num_filter=64)),
+    ("pool3 3x3/2 @7x7", "Pooling", (128, 64, 7, 7),
+     dict(kernel=(3, 3), stride=(2, 2), pool_type="max")),
+]
+
+
+def best_of(fn, repeat: int, number: int = 1, sync=lambda: None) -> float:
+    """Best mean time of ``number`` calls over ``repeat`` rounds, after one warm-up call."""
+    fn()
+    sync()
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        for _ in range(number):
+            fn()
+        sync()
+        best = min(best, (time.perf_counter() - t) / number)
+    return best
+
+
+def _layer_inputs(op: str, shape, params, rng):
+    data = rng.standard_normal(shape).astype(np.float32)
+    if op == "Pooling":
+        return [data]
+    if op == "FullyConnected":
+        n_in = int(np.prod(shape[1:]))
+        return [data, rng.standard_normal((params["num_hidden"], n_in)).astype(np.float32)
+                * 0.05, np.zeros(params["num_hidden"], np.float32)]
+    f = params["num_filter"]
+    w = rng.standard_normal((f, shape[1]) + params["kernel"]).astype(np.float32) * 0.05
+    return [data, w, np.zeros(f, np.float32)]
+
+
+# ---- hybridnet ------------------------------------------------------------------------------
+def hybridnet_eager(op: str, arrays, params, repeat: int) -> float:
+    """Forward + backward through ``mx.nd`` and autograd, every input needing a gradient."""
+    inputs = [mx.nd.array(a) for a in arrays]
+    for x in inputs:
+        x.attach_grad()
+    fn = getattr(mx.nd, op)
+
+    def step():
+        with mx.autograd.record():
+            y = fn(*inputs, **params)
+        y.backward()
+    return best_of(step, repeat, sync=mx.nd.waitall)
+
+
+def hybridnet_op(op_name: str, arrays, params, repeat: int) -> float:
+    """Forward + backward of the registry entry into preallocated buffers (the Executor's
+    way of running an operator: no allocation, no engine hand-off)."""
+    op = get_op(op_name)
+    p = op.parse_params(params)
+    ctx = OpContext(np, mx.cpu(), None)
+    _, outs, _ = op.infer_shape(p, [a.shape for a in arrays])
+    y = np.empty(outs[0], np.float32)
+    dy = np.ones_like(y)
+    grads = [np.empty_like(a) for a in arrays]
+    req = ["write"] * len(arrays)
+
+    def step():
+        op.forward(ctx, p, arrays, [], [y], True)
+        op.backward(ctx, p, [dy], arrays, [y], [], grads, req)
+    return best_of(step, repeat)
+
+
+def numpy_fc_gemms(arrays, repeat: int) -> float:
+    """The three BLAS products of one dense layer's forward + backward, straight in numpy."""
+    x, w, _ = arrays
+    y = np.empty((x.shape[0], w.shape[0]), np.float32)
+    dy = np.ones_like(y)
+    dx, dw = np.empty_like(x), np.empty_like(w)
+
+    def step():
+        np.matmul(x, w.T, out=y)
+        np.matmul(dy, w, out=dx)
+        np.matmul(dy.T, x, out=dw)
+    return best_of(step, repeat)
+
+
+# ---- MXNet, in its own interpreter ------------------------------------------------------------
+_MXNET_SCRIPT = """
+import json, sys, time
+import numpy as np
+import mxnet as mx
+spec = json.loads(sys.argv[1])
+rng = np.random.RandomState(0)
+def best_of(fn, repeat):
+    fn(); mx.nd.waitall()
+    best = float('inf')
+    for _ in range(repeat):
+        t = time.perf_counter(); fn(); mx.nd.waitall()
+        best = min(best, time.perf_counter() - t)
+    return best
+out = []
+for op, shapes, params in spec["layers"]:
+    params = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
+    inputs = [mx.nd.array(rng.standard_normal(s).astype(np.float32)) for s in shapes]
+    for x in inputs:
+        x.attach_grad()
+    fn = getattr(mx.nd, op)
+    def step():
+        with mx.autograd.record():
+            y = fn(*inputs, **params)
+        y.backward()
+    out.append(best_of(step, spec["repeat"]))
+print(json.dumps(out))
+"""
+
+
+def mxnet_times(layers, repeat: int):
+    """Forward + backward times of ``layers`` [(op, input shapes, params)] in MXNet 1.9.1, or
+    None (with the reason) when its interpreter is not available."""
+    python = os.environ.get("HYBRIDNET_MXNET_PYTHON", "/tmp/mxref/bin/python")
+    if not os.path.exists(python):
+        return None, f"MXNet not measured: {python} not found (set HYBRIDNET_MXNET_PYTHON)"
+    spec = json.dumps({"layers": layers, "repeat": repeat})
+    env = dict(os.environ, OMP_NUM_THREADS="2", MXNET_STORAGE_FALLBACK_LOG_VERBOSE="0")
+    try:
+        run = subprocess.run([python, "-c", textwrap.dedent(_MXNET_SCRIPT), spec],
+                             capture_output=True, text=True, timeout=1800, env=env)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return None, f"MXNet not measured: {err}"
+    if run.returncode != 0:
+        return None, f"MXNet not measured: {run.stderr.strip().splitlines()[-1:]}"
+    return json.loads(run.stdout.strip().splitlines()[-1]), ""
+
+
+def _ms(t) -> str:
+    return f"{t * 1e3:9.2f}" if t is not None else f"{'-':>9}"
+
+
+# ---- sections ---------------------------------------------------------------------------------
+def fc_section(repeat: int) -> None:
+    rng = np.random.RandomState(0)
+    rows, mx_layers = [], []
+    for batch in FC_BATCHES:
+        for n_in, n_out in zip(FC_SIZES[:-1], FC_SIZES[1:]):
+            params = {"num_hidden": n_out}
+            arrays = _layer_inputs("FullyConnected", (batch, n_in), params, rng)
+            gemm = numpy_fc_gemms(arrays, repeat)
+            op_t = hybridnet_op("FullyConnected", arrays, params, repeat)
+            eager = hybridnet_eager("FullyConnected", arrays, params, repeat)
+            flops = 6.0 * batch * n_in * n_out
+            rows.append((f"batch {batch:4d} {n_in:4d}->{n_out:<4d}", gemm, op_t, eager, flops))
+            mx_layers.append(("FullyConnected", [a.shape for a in arrays], params))
+    mxt, note = mxnet_times(mx_layers, repeat)
+    print("FullyConnected forward + backward (ms; 'of GEMM' = numpy GEMM time / ours)")
+    print(f"{'layer':<24}{'numpy GEMMs':>12}{'op':>10}{'of GEMM':>9}{'GFLOP/s':>9}"
+          f"{'eager':>10}{'of GEMM':>9}{'MXNet':>10}")
+    tot = np.zeros(4)
+    for i, (name, gemm, op_t, eager, flops) in enumerate(rows):
+        m = mxt[i] if mxt else None
+        print(f"{name:<24}{_ms(gemm):>12}{_ms(op_t):>10}{gemm / op_t:>8.0%} "
+              f"{flops / op_t / 1e9:>8.1f}{_ms(eager):>10}{gemm / eager:>8.0%} {_ms(m):>9}")
+        tot += (gemm, op_t, eager, m or 0)
+    print(f"{'total':<24}{_ms(tot[0]):>12}{_ms(tot[1]):>10}{tot[0] / tot[1]:>8.0%} {'':>8}"
+          f"{_ms(tot[2]):>10}{tot[0] / tot[2]:>8.0%} {_ms(tot[3] if mxt else None):>9}")
+    if note:
+        print(note)
+    print()
+
+
+def conv_pool_section(repeat: int) -> None:
+    rng = np.random.RandomState(0)
+    rows, mx_layers = [], []
+    for name, op, shape, params in CONV_LAYERS:
+        arrays = _layer_inputs(op, shape, params, rng)
+        rows.append((name, hybridnet_eager(op, arrays, params, repeat),
+                     hybridnet_op(op, arrays, params, repeat)))
+        mx_layers.append((op, [a.shape for a in arrays], params))
+    mxt, note = mxnet_times(mx_layers, repeat)
+    print("AlexNet-R convolution + pooling forward + backward, batch 128 (ms)")
+    print(f"{'layer':<22}{'hybridnet':>10}{'(op only)':>10}{'MXNet':>10}{'ratio':>8}")
+    tot = np.zeros(3)
+    for i, (name, eager, op_t) in enumerate(rows):
+        m = mxt[i] if mxt else None
+        ratio = f"{eager / m:>7.2f}x" if m else f"{'-':>8}"
+        print(f"{name:<22}{_ms(eager):>10}{_ms(op_t):>10}{_ms(m):>10}{ratio}")
+        tot += (eager, op_t, m or 0)
+    ratio = f"{tot[0] / tot[2]:>7.2f}x" if mxt else f"{'-':>8}"
+    print(f"{'total':<22}{_ms(tot[0]):>10}{_ms(tot[1]):>10}{_ms(tot[2] if mxt else None):>10}"
+          f"{ratio}   (target: <= 1.50x)")
+    if note:
+        print(note)
+    print()
+
+
+# Sections run in order. HOOK: the LSTM benchmark (RNN operator) adds its section function
+# -- ``def lstm_section(repeat: int) -> None`` printing its own table -- to this list.
+SECTIONS = [fc_section, conv_pool_section]
+
+
+def main() -> None:
+    repeat = 3 if "--quick" in sys.argv else 7
+    print(f"hybridnet {mx.__version__}, numpy {np.__version__}, {os.cpu_count()} CPUs\n")
+    for section in SECTIONS:
+        section(repeat)
+
+
+if __name__ == "__main__":
+    main()

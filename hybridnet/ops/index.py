@@ -392,23 +392,26 @@ register(OpDef(
 
 
 def _pick_layout(p, shape):
+    """(axis, data's shape with the axis as 1, data's shape without the axis)."""
     if p.axis is None:
         raise ShapeError("pick", "axis=None is not supported; give the axis to pick along")
     axis = normalize_axis("pick", p.axis, len(shape), shape)
     kept = tuple(1 if i == axis else d for i, d in enumerate(shape))
-    out = kept if p.keepdims else tuple(d for i, d in enumerate(shape) if i != axis)
-    return axis, kept, out or (1,)
+    dropped = tuple(d for i, d in enumerate(shape) if i != axis) or (1,)
+    return axis, kept, dropped
 
 
 def _pick_infer(p, in_shapes):
     s, idx = in_shapes
     if s is None:
         return in_shapes, [None], []
-    _, _, out = _pick_layout(p, s)
-    if idx is not None and known(idx) and known(out) and int(np.prod(idx)) != int(np.prod(out)):
-        raise ShapeError("pick", f"index has shape {shape_str(idx)}, expected {shape_str(out)} "
-                                 f"(data {shape_str(s)} without axis {p.axis})")
-    return [s, out if idx is None else idx], [out], []
+    _, kept, dropped = _pick_layout(p, s)
+    if idx is not None and known(idx) and known(s) and int(np.prod(idx)) != int(np.prod(dropped)):
+        raise ShapeError("pick", f"index has shape {shape_str(idx)}, expected "
+                                 f"{shape_str(dropped)} (data {shape_str(s)} without axis "
+                                 f"{p.axis})")
+    # the index has one entry per picked element: data's shape without the axis
+    return [s, dropped if idx is None else idx], [kept if p.keepdims else dropped], []
 
 
 def _pick_positions(xp, p, shape, idx):
@@ -485,7 +488,8 @@ def _where_infer(p, in_shapes):
             and not (len(cond) == 1 and cond[0] == shape[0]):
         raise ShapeError("where", f"condition has shape {shape_str(cond)}, expected "
                                   f"{shape_str(shape)} like x or ({shape[0]},) (one flag per row)")
-    return [shape if cond is None else cond, shape, shape], [tuple(shape)], []
+    # an unknown condition stays unknown: it may be x's shape or one flag per row
+    return [cond, shape, shape], [tuple(shape)], []
 
 
 def _rows_condition(cond, ndim):
@@ -532,9 +536,9 @@ def _nd_index(xp, idx, shape, op):
 
 def _gather_nd_infer(p, in_shapes):
     data, idx = in_shapes
-    if data is None or idx is None:
-        return in_shapes, [None], []
-    if not idx or (idx[0] and idx[0] > len(data)):
+    if data is None or idx is None or (idx and idx[0] == 0):
+        return in_shapes, [None], []         # the number of coordinates decides the rank
+    if not idx or idx[0] > len(data):
         raise ShapeError("gather_nd", f"indices has shape {shape_str(idx)}; its first dim (the "
                                       f"number of coordinates) must be <= data's {len(data)} "
                                       f"dims {shape_str(data)}")

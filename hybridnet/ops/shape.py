@@ -280,6 +280,8 @@ register_unary(
 
 def _squeeze_shape(p, s):
     if p.axis is None:
+        if not known(s):
+            return None          # an unknown dim may be 1: the output's rank is unknown too
         return legacy_shape(tuple(d for d in s if d != 1))
     axes = normalize_axes("squeeze", (p.axis,) if isinstance(p.axis, int) else p.axis, len(s), s)
     for a in axes:

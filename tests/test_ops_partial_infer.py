@@ -65,3 +65,19 @@ def test_unknown_dims_propagate():
     assert take.infer_shape(take.parse_params({}), [(10, 0), (0, 5)])[1] == [(0, 5, 0)]
     assert np.prod(get_op("sum").infer_shape(get_op("sum").parse_params({"axis": 0}),
                                              [(0, 7)])[1][0]) == 7
+
+
+@pytest.mark.parametrize("name, case", _CASES, ids=[n for n, _ in _CASES])
+def test_unknown_input_types(name, case):
+    op, p, _ = _setup(case)
+    types = [a.dtype for a in case.arrays()]
+    _, full, _ = op.infer_type(p, list(types))
+    assert all(t is not None for t in full)
+    for i in range(len(types)):
+        trial = list(types)
+        trial[i] = None
+        ins, outs, _ = op.infer_type(p, trial)
+        assert all(o is None or np.dtype(o) == np.dtype(f) for o, f in zip(outs, full))
+        assert all(s is None or np.dtype(s) == np.dtype(t) for s, t in zip(ins, types))
+    _, outs, _ = op.infer_type(p, [None] * len(types))
+    assert all(o is None or np.dtype(o) == np.dtype(f) for o, f in zip(outs, full))

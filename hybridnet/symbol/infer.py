@@ -209,6 +209,9 @@ class GraphInference:
     def _op_error(self, nid, err):
         node = self.graph.nodes[nid]
         context = f" (inputs: {self._describe_inputs(nid)})"
+        if node.input_names() == ["lhs", "rhs"] and not node.op.name.startswith("broadcast_"):
+            context += (f"; {node.op.name} needs equal shapes -- symbol arithmetic does not "
+                        f"broadcast, use broadcast_add, broadcast_mul, ... for that")
         if isinstance(err, ShapeError):
             new = ShapeError(err.op, err.detail + context, node=node.name)
         else:

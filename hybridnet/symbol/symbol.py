@@ -106,7 +106,7 @@ class Symbol:
     def get_children(self) -> "Symbol | None":
         """A group of the inputs of this symbol's output nodes (None for a variable)."""
         entries = []
-        for node, _ in self._outputs:
+        for node in {id(n): n for n, _ in self._outputs}.values():
             entries.extend(node.inputs)
         return Symbol(entries) if entries else None
 
@@ -301,9 +301,13 @@ class Symbol:
                            shared_arg_names, shared_exec, shared_buffer, kwargs)
 
     def eval(self, ctx=None, **kwargs):
-        """Bind to the given arrays, run forward once, return the outputs (a list)."""
+        """Bind to the given arrays (arguments and auxiliary states by name), run forward once
+        in inference mode, return the outputs (a list)."""
         from ..context import current_context
-        exe = self.bind(ctx or current_context(), kwargs, grad_req="null")
+        aux_names = set(self.list_auxiliary_states())
+        args = {k: v for k, v in kwargs.items() if k not in aux_names}
+        aux = {k: v for k, v in kwargs.items() if k in aux_names}
+        exe = self.bind(ctx or current_context(), args, grad_req="null", aux_states=aux)
         return exe.forward()
 
     def gradient(self, wrt):

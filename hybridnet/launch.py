@@ -47,7 +47,7 @@ import uuid
 
 from .kvstore.dist.errors import EXIT_ABORTED
 
-__all__ = ["main", "Launcher", "parse_hostfile"]
+__all__ = ["main", "Launcher", "parse_hostfile", "assign_hosts", "mpi_argv"]
 
 _TAIL = 20
 
@@ -247,10 +247,7 @@ class Launcher:
         cwd = args.sync_dst_dir or os.getcwd()
         if args.sync_dst_dir:
             self.sync_dirs(hosts, args.sync_dst_dir)
-        slots = [("server", r) for r in range(args.num_servers)] + \
-                [("worker", r) for r in range(args.num_workers)]
-        for i, (role, rank) in enumerate(slots):
-            host, hport = hosts[i % len(hosts)]
+        for role, rank, host, hport in assign_hosts(hosts, args.num_servers, args.num_workers):
             prefix, via_shell = self.remote_prefix(host, hport)
             child = [args.remote_python, "-m", "hybridnet.launch", "--remote-child"]
             argv = prefix + ([shlex.join(child)] if via_shell else child)
@@ -387,6 +384,14 @@ class Launcher:
         finally:
             for s, handler in old.items():
                 signal.signal(s, handler)
+
+
+def assign_hosts(hosts: list, num_servers: int, num_workers: int) -> list:
+    """[(role, rank, host, port)]: servers then workers round-robin over ``hosts`` (the same
+    hostfile always gives the same host -> rank map)."""
+    slots = [("server", r) for r in range(num_servers)] + \
+            [("worker", r) for r in range(num_workers)]
+    return [(role, rank, *hosts[i % len(hosts)]) for i, (role, rank) in enumerate(slots)]
 
 
 def mpi_argv(mpirun: str, count: int, hostfile: str | None, env_names: list, role: str,

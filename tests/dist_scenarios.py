@@ -168,13 +168,20 @@ def scenario_uneven(kv, mx, base=10):
     return {"rank": kv.rank, "seen": seen}
 
 
-def scenario_train(kv, mx, steps=1000, sleep=0.05, stall_rank=-1, stall_step=-1):
+def scenario_train(kv, mx, steps=1000, sleep=0.05, stall_rank=-1, stall_step=-1,
+                   crash_rank=-1, crash_step=-1, crash="raise"):
     """A training loop that prints its steps (fault tests kill or freeze nodes meanwhile)."""
     kv.init(0, mx.nd.zeros((1000,)))
     o = mx.nd.zeros((1000,))
     for step in range(steps):
         if kv.rank == stall_rank and step == stall_step:
             time.sleep(600)          # alive (heartbeats go on) but never pushes again
+        if kv.rank == crash_rank and step == crash_step:
+            for i in range(25):
+                print(f"noise line {i}", file=sys.stderr, flush=True)
+            if crash == "kill":
+                os.kill(os.getpid(), 9)
+            raise RuntimeError(f"boom at step {step}")
         kv.push(0, mx.nd.ones((1000,)))
         kv.pull(0, out=o)
         o.wait_to_read()

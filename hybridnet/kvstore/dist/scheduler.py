@@ -71,7 +71,7 @@ class Scheduler:
         self.me = NodeInfo(Role.SCHEDULER, 0, job.root_ip, port, os.getpid(),
                            socket.gethostname(), self.nonce)
         if job.verbose >= 1:
-            log.info("scheduler listening at %s:%d for %d servers and %d workers",
+            log.info("scheduler listening at %s:%d for %d server(s) and %d worker(s)",
                      job.root_host, port, job.num_servers, job.num_workers)
         started = time.monotonic()
         tick = min(0.1, job.heartbeat_interval / 2)
@@ -88,7 +88,8 @@ class Scheduler:
                     self._check_liveness(now)
                     self._check_barriers(now)
         finally:
-            self.transport.close(linger=2.0)
+            # ABORT / SHUTDOWN messages get a moment to leave; peers are local or fast.
+            self.transport.close(linger=2.0 if self.exit_code == 0 else 1.0)
         return self.exit_code
 
     def _handle(self, identity: bytes, msg: Message) -> None:
@@ -180,7 +181,7 @@ class Scheduler:
         for node in self.nodes.values():
             self._send(node, Message(Cmd.NODE_TABLE, body=body))
         if self.job.verbose >= 1:
-            log.info("rendezvous complete: %d servers, %d workers", self.job.num_servers,
+            log.info("rendezvous complete: %d server(s), %d worker(s)", self.job.num_servers,
                      self.job.num_workers)
             for info in table:
                 log.info("  %-9s %3d  %s:%d  pid %d", role_name(info.role), info.rank, info.host,

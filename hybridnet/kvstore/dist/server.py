@@ -96,8 +96,9 @@ class KVServer:
             self.member.close(0)
             return self.member.exit_code or EXIT_ABORTED
         self.member.stopped.wait()
-        self.member.close(linger=1.0)
-        return self.member.exit_code if self.member.exit_code is not None else EXIT_ABORTED
+        code = self.member.exit_code if self.member.exit_code is not None else EXIT_ABORTED
+        self.member.close(linger=1.0 if code == 0 else 0.0)   # an aborted job stops at once
+        return code
 
     # ---- dispatch ------------------------------------------------------------------------
     def _on_message(self, msg: Message) -> None:

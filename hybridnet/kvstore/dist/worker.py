@@ -92,16 +92,16 @@ class KVStoreDist:
                                  f"{', '.join(_TYPES)}")
         self._type = name
         self._sync = "_async" not in name
-        self._job = JobConfig.from_env("worker")
-        setup_logging(self._job.verbose)
-        self._member = Member(self._job, on_abort=self._on_abort)
-        self._member.start()
         self._keys: dict = {}
         self._key_kind = None
         self._compression: TwoBitCompression | None = None
         self._optimizer = None
         self._closed = False
         self._raised_here = False
+        self._job = JobConfig.from_env("worker")
+        setup_logging(self._job.verbose)
+        self._member = Member(self._job, on_abort=self._on_abort)
+        self._member.start()
         if self.rank == 0:
             self._command_all(Cmd.SET_MODE, {"sync": self._sync}, "set the sync mode")
         self._member.barrier()

@@ -3,10 +3,8 @@
 The fixtures come from tests/fixtures/gen_ndarray_files.py (run with the MXNet oracle).
 """
 import json
-import os
 import pickle
 import struct
-import threading
 import time
 from pathlib import Path
 
@@ -169,10 +167,8 @@ def test_save_records_source_device_and_loads_to_cpu0(tmp_path):
 
 def test_save_waits_for_pending_writes(tmp_path):
     x = mx.nd.zeros((1000,))
-    started = threading.Event()
 
     def slow_fill():
-        started.set()
         time.sleep(0.05)
         x._data[:] = 7
     mx.engine.push(slow_fill, write=[x])

@@ -336,7 +336,7 @@ def test_parameter_errors():
                                              r"label but label_width is 3"):
         next(it)
     it = make_iter("center", data_shape=(3, 40, 40))
-    with pytest.raises(HybridNetError, match=r"is 25x18 \(width x height\) after resizing, smaller "
+    with pytest.raises(HybridNetError, match=r"is 25x18 \(width x height\) after augmentation, smaller "
                                              r"than data_shape's 40x40"):
         next(it)
 
@@ -403,3 +403,15 @@ def test_image_record_iter_under_prefetching_iter():
     ref = [b.data[0].asnumpy() for b in make_iter("center")]
     got = [b.data[0].asnumpy() for b in mx.io.PrefetchingIter(make_iter("center"))]
     assert len(ref) == len(got) and all((a == b).all() for a, b in zip(ref, got))
+
+
+def test_resizing_only_the_cropped_window_gives_the_same_pixels():
+    kw = dict(path_imgrec=os.path.join(D, "jpeg.rec"), resize=26, rand_crop=True, data_shape=(3, 20, 20),
+              batch_size=3, seed_aug=2)
+    fused = make_iter("jpeg_resize", **kw)
+    unfused = make_iter("jpeg_resize", **kw)
+    assert fused._aug._plain_crop
+    unfused._aug._plain_crop = False            # resize the whole image, then crop
+    unfused.reset()
+    for a, b in zip(fused, unfused):
+        np.testing.assert_array_equal(a.data[0].asnumpy(), b.data[0].asnumpy())

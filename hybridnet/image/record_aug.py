@@ -83,6 +83,8 @@ class RecordAugmenter:
                         or (a["max_aspect_ratio"] != 0.0 and not a["random_resized_crop"])
                         or a["max_img_size"] != 1e10 or a["min_img_size"] != 0.0)
         self._jitter = a["brightness"] > 0 or a["contrast"] > 0 or a["saturation"] > 0
+        self._plain_crop = (not a["random_resized_crop"] and not self._affine and a["pad"] <= 0
+                            and a["max_crop_size"] == -1 and a["min_crop_size"] == -1)
         self.needs_rng = (a["rand_crop"] or a["random_resized_crop"] or self._affine
                           or self._jitter or a["pca_noise"] > 0 or self.norm["rand_mirror"]
                           or self.norm["max_random_contrast"] > 0
@@ -129,7 +131,12 @@ class RecordAugmenter:
                 new_h, new_w = a["resize"] * h // w, a["resize"]
             else:
                 new_h, new_w = a["resize"], a["resize"] * w // h
-            img = _rs.resize(img, new_w, new_h, _inter(a["inter_method"], w, h, new_w, new_h, rng))
+            method = _inter(a["inter_method"], w, h, new_w, new_h, rng)
+            if self._plain_crop:       # resize only the window the crop keeps: same pixels
+                y, x = self._crop_origin(new_h, new_w, rng, where, "after resizing")
+                img = _rs.resize(img, new_w, new_h, method, window=(x, y, self.w, self.h))
+                return self._colour(img, rng)
+            img = _rs.resize(img, new_w, new_h, method)
         if a["random_resized_crop"]:
             img = self._random_resized_crop(img, rng)
         else:
@@ -138,6 +145,10 @@ class RecordAugmenter:
             if a["pad"] > 0:
                 img = kernels.pad_constant(img, a["pad"], a["fill_value"])
             img = self._crop(img, rng, where)
+        return self._colour(img, rng)
+
+    def _colour(self, img: np.ndarray, rng) -> np.ndarray:
+        a = self.aug
         if self._jitter:
             img = self._color_jitter(img, rng)
         if a["pca_noise"] > 0:
@@ -196,16 +207,19 @@ class RecordAugmenter:
             else:
                 y, x = y // 2, x // 2
             return self._resize_to_output(img[y:y + size, x:x + size], rng)
-        if h < self.h or w < self.w:
-            raise HybridNetError(f"image {where} is {w}x{h} (width x height) after resizing, "
-                                 f"smaller than data_shape's {self.w}x{self.h}; set resize= to at "
-                                 f"least {max(self.h, self.w)} or use smaller images")
-        y, x = h - self.h, w - self.w
-        if a["rand_crop"]:
-            y, x = int(rng.integers(0, y + 1)), int(rng.integers(0, x + 1))
-        else:
-            y, x = y // 2, x // 2
+        y, x = self._crop_origin(h, w, rng, where, "after augmentation")
         return img[y:y + self.h, x:x + self.w]
+
+    def _crop_origin(self, h: int, w: int, rng, where: str, when: str):
+        """Top-left corner of the data_shape crop of an h x w image (random or centred)."""
+        if h < self.h or w < self.w:
+            raise HybridNetError(f"image {where} is {w}x{h} (width x height) {when}, smaller "
+                                 f"than data_shape's {self.w}x{self.h}; set resize= to at least "
+                                 f"{max(self.h, self.w)} or use larger images")
+        y, x = h - self.h, w - self.w
+        if self.aug["rand_crop"]:
+            return int(rng.integers(0, y + 1)), int(rng.integers(0, x + 1))
+        return y // 2, x // 2
 
     def _random_resized_crop(self, img, rng):
         a = self.aug

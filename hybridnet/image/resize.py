@@ -13,6 +13,7 @@ where OpenCV's SIMD float sum rounds the other way.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numba
@@ -138,67 +139,71 @@ def _fixed(weights: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(nogil=True, cache=True)
-def _hpass_u8(src, xofs, xw, yofs):
-    """Horizontal pass in fixed point (x2048) for the source rows some output row needs."""
-    h, w, c = src.shape
-    dw, kx = xofs.shape
-    needed = np.zeros(h, np.bool_)
-    for dy in range(yofs.shape[0]):
-        for k in range(yofs.shape[1]):
-            needed[yofs[dy, k]] = True
-    rows = np.empty((h, dw * c), np.int32)
-    for sy in range(h):
-        if not needed[sy]:
-            continue
-        line = src[sy]
-        out = rows[sy]
-        if kx == 2:
-            for dx in range(dw):
-                x0, x1 = xofs[dx, 0], xofs[dx, 1]
-                a0, a1 = xw[dx, 0], xw[dx, 1]
-                for ch in range(c):
-                    out[dx * c + ch] = np.int32(line[x0, ch]) * a0 + np.int32(line[x1, ch]) * a1
-        else:
-            for dx in range(dw):
-                for ch in range(c):
-                    acc = np.int32(0)
-                    for k in range(kx):
-                        acc += np.int32(line[xofs[dx, k], ch]) * xw[dx, k]
-                    out[dx * c + ch] = acc
-    return rows
+def _hpass_row(line, xo, xa, row):
+    """One source row, horizontally resampled in fixed point (x2048) into ``row``."""
+    kx, width = xo.shape
+    if kx == 2:
+        o0, o1, a0, a1 = xo[0], xo[1], xa[0], xa[1]
+        for j in range(width):
+            row[j] = np.int32(line[o0[j]]) * a0[j] + np.int32(line[o1[j]]) * a1[j]
+    else:
+        for j in range(width):
+            acc = np.int32(0)
+            for k in range(kx):
+                acc += np.int32(line[xo[k, j]]) * xa[k, j]
+            row[j] = acc
 
 
 @numba.njit(nogil=True, cache=True)
-def _resize_u8(src, xofs, xw, yofs, yw, rounding, out):
-    """uint8 resize; ``out`` is the (H, W*C) view of the destination."""
-    rows = _hpass_u8(src, xofs, xw, yofs)
+def _resize_u8(src, xo, xa, yofs, yw, rounding, out):
+    """uint8 resize. ``src`` is (H, W*C), ``out`` (h, w*C); ``xo``/``xa`` give, per output
+    element, the flat source offsets and fixed-point weights of its taps. Horizontal rows are
+    kept in a small ring (rows are visited in increasing order), so memory stays in cache."""
     dh, width = out.shape
     ky = yofs.shape[1]
+    nslot = 2 * ky
+    ring = np.empty((nslot, width), np.int32)
+    tag = np.full(nslot, -1, np.int64)
     fscale = np.float32(1.0 / (2048.0 * 2048.0))
     for dy in range(dh):
+        for k in range(ky):
+            sy = yofs[dy, k]
+            if tag[sy % nslot] != sy:
+                _hpass_row(src[sy], xo, xa, ring[sy % nslot])
+                tag[sy % nslot] = sy
         dst = out[dy]
         if rounding == 0:
-            r0, r1 = rows[yofs[dy, 0]], rows[yofs[dy, 1]]
-            b0, b1 = yw[dy, 0], yw[dy, 1]
-            for x in range(width):
-                v = ((((r0[x] >> 4) * b0) >> 16) + (((r1[x] >> 4) * b1) >> 16) + 2) >> 2
-                dst[x] = 0 if v < 0 else (255 if v > 255 else v)
+            r0, r1 = ring[yofs[dy, 0] % nslot], ring[yofs[dy, 1] % nslot]
+            b0, b1 = np.int32(yw[dy, 0]), np.int32(yw[dy, 1])
+            four, sixteen, two = np.int32(4), np.int32(16), np.int32(2)
+            for x in range(width):   # int32 throughout, so LLVM vectorises it
+                v = np.int32(np.int32(np.int32(r0[x] >> four) * b0) >> sixteen) + \
+                    np.int32(np.int32(np.int32(r1[x] >> four) * b1) >> sixteen)
+                dst[x] = min(max(np.int32(v + two) >> two, np.int32(0)), np.int32(255))
         elif rounding == 1:
-            r0, r1, r2, r3 = rows[yofs[dy, 0]], rows[yofs[dy, 1]], rows[yofs[dy, 2]], rows[yofs[dy, 3]]
+            r0, r1 = ring[yofs[dy, 0] % nslot], ring[yofs[dy, 1] % nslot]
+            r2, r3 = ring[yofs[dy, 2] % nslot], ring[yofs[dy, 3] % nslot]
             f0, f1 = np.float32(yw[dy, 0]) * fscale, np.float32(yw[dy, 1]) * fscale
             f2, f3 = np.float32(yw[dy, 2]) * fscale, np.float32(yw[dy, 3]) * fscale
             for x in range(width):
                 f = (np.float32(r0[x]) * f0 + np.float32(r1[x]) * f1) + \
                     (np.float32(r2[x]) * f2 + np.float32(r3[x]) * f3)
-                v = np.int64(np.rint(f))
-                dst[x] = 0 if v < 0 else (255 if v > 255 else v)
+                dst[x] = min(max(np.int64(np.rint(f)), 0), 255)
         else:
             for x in range(width):
                 acc = np.int64(0)
                 for k in range(ky):
-                    acc += np.int64(rows[yofs[dy, k], x]) * yw[dy, k]
-                v = (acc + (1 << 21)) >> 22
-                dst[x] = 0 if v < 0 else (255 if v > 255 else v)
+                    acc += np.int64(ring[yofs[dy, k] % nslot, x]) * yw[dy, k]
+                dst[x] = min(max((acc + (1 << 21)) >> 22, 0), 255)
+
+
+def _flat_taps(xofs: np.ndarray, xw: np.ndarray, c: int):
+    """Per-output-element (offset, weight) tables for an HWC row flattened to W*C values."""
+    taps = xofs.shape[1]
+    ch = np.arange(c, dtype=np.int32)
+    xo = (xofs.T[:, :, None] * c + ch).reshape(taps, -1).astype(np.int32)
+    xa = np.repeat(xw.T, c, axis=1).astype(np.int32)
+    return np.ascontiguousarray(xo), np.ascontiguousarray(xa)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -257,8 +262,44 @@ def _is_area_fast(ssize, dsize):
     return abs(scale - round(scale)) < np.finfo(np.float64).eps and round(scale) >= 1
 
 
-def resize(src: np.ndarray, w: int, h: int, inter: int = INTER_LINEAR) -> np.ndarray:
-    """Resize an HWC (or HW) uint8/float32 image to width ``w`` and height ``h`` like cv::resize."""
+@functools.lru_cache(maxsize=512)
+def _plan(sw: int, sh: int, w: int, h: int, inter: int, c: int, is_u8: bool):
+    """How to resize (sw, sh) -> (w, h): a method name and its (read-only) tables. Cached:
+    datasets repeat image sizes, and building the tables costs as much as a small resize."""
+    fast_x, fast_y = _is_area_fast(sw, w), _is_area_fast(sh, h)
+    if inter == INTER_LINEAR and fast_x and fast_y and sw == 2 * w and sh == 2 * h:
+        inter = INTER_AREA                   # OpenCV does this too for exact 2x shrinking
+    if inter == INTER_AREA and fast_x and fast_y and is_u8:
+        plan = ("area_fast", sw // w, sh // h)
+    elif inter == INTER_AREA and sw >= w and sh >= h:
+        plan = ("float",) + _area_tables(sw, w) + _area_tables(sh, h)
+    elif inter == INTER_NEAREST:
+        plan = ("nearest", _nearest_table(sw, w)[0][:, 0], _nearest_table(sh, h)[0][:, 0])
+    else:
+        area_mode = inter == INTER_AREA
+        kind = INTER_LINEAR if area_mode else inter
+        xofs, xw = _interp_tables(sw, w, kind, area_mode, True)
+        yofs, yw = _interp_tables(sh, h, kind, area_mode, False)
+        if is_u8:
+            rounding = {INTER_LINEAR: _ROUND_LINEAR, INTER_CUBIC: _ROUND_CUBIC}.get(kind,
+                                                                                  _ROUND_PLAIN)
+            plan = ("u8",) + _flat_taps(xofs, _fixed(xw), c) + (yofs, _fixed(yw), rounding)
+        else:
+            plan = ("float", xofs, xw, yofs, yw)
+    for part in plan:
+        if isinstance(part, np.ndarray):
+            part.flags.writeable = False
+    return plan
+
+
+def resize(src: np.ndarray, w: int, h: int, inter: int = INTER_LINEAR,
+           window=None) -> np.ndarray:
+    """Resize an HWC (or HW) uint8/float32 image to width ``w`` and height ``h`` like cv::resize.
+
+    ``window`` = (x0, y0, width, height) returns only that part of the resized image -- the same
+    pixels as resizing and then cropping, computed without the rest (resize-then-crop
+    pipelines use it).
+    """
     if src.ndim not in (2, 3):
         raise HybridNetError(f"resize expects an image of shape (H, W) or (H, W, C), got shape "
                              f"{src.shape}")
@@ -268,38 +309,34 @@ def resize(src: np.ndarray, w: int, h: int, inter: int = INTER_LINEAR) -> np.nda
     if inter not in (INTER_NEAREST, INTER_LINEAR, INTER_CUBIC, INTER_AREA, INTER_LANCZOS4):
         raise HybridNetError(f"interpolation must be 0 (nearest), 1 (bilinear), 2 (bicubic), "
                              f"3 (area) or 4 (lanczos4), got {inter}")
+    x0, y0, ww, wh = (0, 0, w, h) if window is None else (int(v) for v in window)
+    if x0 < 0 or y0 < 0 or x0 + ww > w or y0 + wh > h or ww <= 0 or wh <= 0:
+        raise HybridNetError(f"resize window {window} does not fit in the {w}x{h} result")
     squeeze = src.ndim == 2
     img = src[:, :, None] if squeeze else src
     if img.dtype != np.uint8 and img.dtype != np.float32:
         img = img.astype(np.float32)
     img = np.ascontiguousarray(img)
     sh, sw, c = img.shape
-    out = np.empty((h, w, c), img.dtype)
     if (sh, sw) == (h, w):
-        out[...] = img
+        out = np.ascontiguousarray(img[y0:y0 + wh, x0:x0 + ww])
         return out[:, :, 0] if squeeze else out
-    fast_x, fast_y = _is_area_fast(sw, w), _is_area_fast(sh, h)
-    if inter == INTER_LINEAR and fast_x and fast_y and sw == 2 * w and sh == 2 * h:
-        inter = INTER_AREA                   # OpenCV does this too for exact 2x shrinking
-    shrinking = sw >= w and sh >= h
-    if inter == INTER_AREA and fast_x and fast_y and img.dtype == np.uint8:
-        _area_fast_u8(img, sw // w, sh // h, out)
-    elif inter == INTER_AREA and shrinking:
-        xofs, xw = _area_tables(sw, w)
-        yofs, yw = _area_tables(sh, h)
-        _resize_float(img, xofs, xw, yofs, yw, img.dtype == np.uint8, out)
-    elif inter == INTER_NEAREST:
-        xofs, _ = _nearest_table(sw, w)
-        yofs, _ = _nearest_table(sh, h)
-        out[...] = img[yofs[:, 0]][:, xofs[:, 0]]
+    plan = _plan(sw, sh, w, h, inter, c, img.dtype == np.uint8)
+    if plan[0] == "u8":               # the common case: compute just the window
+        _, xo, xa, yofs, yw, rounding = plan
+        out = np.empty((wh, ww, c), np.uint8)
+        _resize_u8(img.reshape(sh, sw * c), xo[:, x0 * c:(x0 + ww) * c],
+                   xa[:, x0 * c:(x0 + ww) * c], yofs[y0:y0 + wh], yw[y0:y0 + wh], rounding,
+                   out.reshape(wh, ww * c))
+        return out[:, :, 0] if squeeze else out
+    out = np.empty((h, w, c), img.dtype)
+    if plan[0] == "area_fast":
+        _area_fast_u8(img, plan[1], plan[2], out)
+    elif plan[0] == "nearest":
+        out[...] = img[plan[2]][:, plan[1]]
     else:
-        area_mode = inter == INTER_AREA
-        kind = INTER_LINEAR if area_mode else inter
-        xofs, xw = _interp_tables(sw, w, kind, area_mode, True)
-        yofs, yw = _interp_tables(sh, h, kind, area_mode, False)
-        if img.dtype == np.uint8:
-            rounding = {INTER_LINEAR: _ROUND_LINEAR, INTER_CUBIC: _ROUND_CUBIC}.get(kind, _ROUND_PLAIN)
-            _resize_u8(img, xofs, _fixed(xw), yofs, _fixed(yw), rounding, out.reshape(h, w * c))
-        else:
-            _resize_float(img, xofs, xw, yofs, yw, False, out)
+        _resize_float(img, *plan[1:], img.dtype == np.uint8, out)
+    out = out[y0:y0 + wh, x0:x0 + ww]
+    if window is not None:
+        out = np.ascontiguousarray(out)
     return out[:, :, 0] if squeeze else out

@@ -380,3 +380,19 @@ def test_params_from_json_strings():
     assert (p.axis, p.begin, p.end) == (1, 0, None)
     p = get_op("topk").parse_params({"axis": "None", "k": "3", "is_ascend": "True"})
     assert (p.axis, p.k, p.is_ascend) == (None, 3, True)
+
+
+@pytest.mark.parametrize("shape, axis, k, ascend", [
+    ((6, 40), -1, 3, False), ((6, 40), 1, 5, True), ((40, 3, 5), 0, 7, False),
+    ((2, 64), -1, 16, False), ((50,), 0, 1, True)])
+def test_topk_partition_path_matches_the_full_sort(shape, axis, k, ascend):
+    from hybridnet.ops.sort import first_k, first_k_partitioned
+    rng = np.random.RandomState(k)
+    data = rng.randint(0, 6, shape).astype(np.float32)         # many ties
+    fast = first_k_partitioned(data, axis, k, ascend)
+    np.testing.assert_array_equal(fast, first_k(np, data, axis, k, ascend))
+    with_nan = data.copy()
+    with_nan.reshape(-1)[::3] = np.nan
+    assert first_k_partitioned(with_nan, axis, k, ascend) is None or \
+        np.array_equal(first_k_partitioned(with_nan, axis, k, ascend),
+                       first_k(np, with_nan, axis, k, ascend))

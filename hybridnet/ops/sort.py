@@ -139,12 +139,39 @@ def _topk_type(p, in_types):
                             "indices": [p.dtype], "mask": [t]}[p.ret_typ], []
 
 
+def first_k(xp, data, axis, k, ascend):
+    """The first k positions of the stable order along ``axis`` (the reference: a full sort)."""
+    axis %= data.ndim
+    return _order(xp, data, axis, ascend)[(slice(None),) * axis + (slice(0, k),)]
+
+
+def first_k_partitioned(data, axis, k, ascend):
+    """``first_k`` for numpy floats without sorting everything: partition out the candidates
+    (every element up to the k-th, ties included), then order only those by (value, position).
+    None when NaNs make the candidates unclear (the caller then sorts fully)."""
+    key = np.moveaxis(data if ascend else -data, axis, -1)
+    n = key.shape[-1]
+    if key.size == 0:
+        return None
+    kth = np.partition(key, k - 1, axis=-1)[..., k - 1:k]
+    counts = (key <= kth).sum(axis=-1)
+    if counts.min() < k:                 # NaNs compare false: leave them to the full sort
+        return None
+    m = int(counts.max())
+    cand = np.argpartition(key, m - 1, axis=-1)[..., :m] if m < n else \
+        np.broadcast_to(np.arange(n), key.shape)
+    order = np.lexsort((cand, np.take_along_axis(key, cand, -1)), axis=-1)[..., :k]
+    return np.moveaxis(np.take_along_axis(cand, order, -1), -1, axis)
+
+
 def _topk_positions(xp, p, x):
     axis, shape = _layout("topk", p, x.shape)
     data = _flat(x, p)
     k = _topk_k(p, shape, axis)
-    order = _order(xp, data, axis, p.is_ascend)
-    return data, axis, order[(slice(None),) * axis + (slice(0, k),)]
+    pos = None
+    if xp is np and data.dtype.kind == "f" and 4 * k <= shape[axis]:
+        pos = first_k_partitioned(data, axis, k, p.is_ascend)
+    return data, axis, first_k(xp, data, axis, k, p.is_ascend) if pos is None else pos
 
 
 def _topk_forward(ctx, p, inputs, aux, outputs, is_train):

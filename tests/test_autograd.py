@@ -313,6 +313,15 @@ def test_get_symbol_needs_a_recorded_array():
         ag.get_symbol(mx.nd.ones((2,)))
 
 
+def test_get_symbol_of_a_recorded_array():
+    x = _var([1.0, 2.0])
+    with ag.record():
+        y = mx.nd.relu(x * x + 1)
+    s = ag.get_symbol(y)
+    assert s.list_arguments() == ["var0"] and s.list_outputs() == ["node_2_output"]  # as MXNet
+    np.testing.assert_array_equal(s.eval(ctx=mx.cpu(), var0=x)[0].asnumpy(), y.asnumpy())
+
+
 # ---- Function -------------------------------------------------------------------------------------
 class Sigmoid(ag.Function):
     def forward(self, x):

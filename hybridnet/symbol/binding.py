@@ -55,7 +55,9 @@ def _check_ctx(ctx, group2ctx) -> Context:
 def _gather(values, names: list[str], what: str, required: bool) -> list:
     """Arrays for ``names`` from a list (same order) or a dict; errors name what is wrong."""
     if values is None:
-        values = [] if names and required else [None] * len(names)
+        if names and required:
+            raise ValueError(f"`{what}` is required: the symbol takes {', '.join(names)}")
+        values = [None] * len(names)
     if isinstance(values, dict):
         missing = [n for n in names if n not in values]
         if missing and required:
@@ -124,16 +126,14 @@ def simple_bind(sym, ctx, grad_req="write", type_dict=None, stype_dict=None, gro
             raise HybridNetError(f"simple_bind: storage type {stype!r} is not supported; only "
                                  f"'default' (dense) arrays")
     types = {}
-    for nid in graph.arg_ids:
-        node = graph.nodes[nid]
-        if "__dtype__" not in node.attrs:
-            types[node.name] = np.dtype(np.float32)       # MXNet's default for arguments
     for key, value in (type_dict or {}).items():
         if key not in inputs:
             raise ValueError(f"simple_bind: type_dict names {key!r}, which is not an input")
         types[key] = parse_dtype(value, f"type_dict['{key}']")
     shape_list = {k: tuple(int(d) for d in v) for k, v in shapes.items()}
-    entry_shapes, entry_types = infer_graph(graph, shape_list, types, where="simple_bind")
+    # arguments no dtype reaches are float32, MXNet's default
+    entry_shapes, entry_types = infer_graph(graph, shape_list, types, where="simple_bind",
+                                            default_dtype=np.float32)
     reqs = normalize_reqs(grad_req, names)
     shared = set(shared_arg_names or ())
     if shared and shared_exec is None:

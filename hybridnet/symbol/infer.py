@@ -329,11 +329,13 @@ def infer_type(sym, args, kwargs, partial: bool):
     return result
 
 
-def infer_graph(graph: IndexedGraph, shapes: dict, types: dict, where: str = "bind"):
+def infer_graph(graph: IndexedGraph, shapes: dict, types: dict, where: str = "bind",
+                default_dtype=None):
     """Complete shapes and dtypes of every entry of ``graph`` (the Executor's compile step).
 
-    Raises ShapeError / DTypeError on conflicts and when anything stays unknown, naming the
-    arguments to provide.
+    Variables whose dtype nothing decides get ``default_dtype`` when given (simple_bind's
+    float32). Raises ShapeError / DTypeError on conflicts and when anything stays unknown,
+    naming the arguments to provide.
     """
     graph.check_unique_names()
     shape_inf = GraphInference(graph, SHAPE, shapes)
@@ -352,6 +354,12 @@ def infer_graph(graph: IndexedGraph, shapes: dict, types: dict, where: str = "bi
                                 f"though every input shape is known")
     type_inf = GraphInference(graph, TYPE, types)
     type_values = type_inf.run()
+    if default_dtype is not None and type_inf.unknown_ids():
+        filled = dict(types)
+        filled.update({graph.nodes[i].name: np.dtype(default_dtype)
+                       for i in type_inf.unknown_ids()})
+        type_inf = GraphInference(graph, TYPE, filled)
+        type_values = type_inf.run()
     unknown = [graph.nodes[i].name for i in type_inf.unknown_ids()] or type_inf.unknown_nodes()
     if unknown:
         raise DTypeError(f"{where}: cannot infer the dtypes of {', '.join(unknown)}; give them "

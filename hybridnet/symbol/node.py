@@ -92,23 +92,29 @@ def topo_order(heads) -> list[Node]:
 
     Iterative, so a graph thousands of layers deep does not hit Python's recursion limit.
     """
-    order, seen = [], set()
+    order, seen, on_path = [], set(), set()
     for head in heads:
         root = head[0] if isinstance(head, tuple) else head
         if id(root) in seen:
             continue
         seen.add(id(root))
+        on_path.add(id(root))
         stack = [(root, 0)]
         while stack:
             node, i = stack[-1]
             if i < len(node.inputs):
                 stack[-1] = (node, i + 1)
                 child = node.inputs[i][0]
+                if id(child) in on_path:
+                    raise HybridNetError(f"the graph has a cycle through node '{child.name}' "
+                                         f"(an in-place _compose fed a node its own output)")
                 if id(child) not in seen:
                     seen.add(id(child))
+                    on_path.add(id(child))
                     stack.append((child, 0))
             else:
                 stack.pop()
+                on_path.discard(id(node))
                 order.append(node)
     return order
 

@@ -435,7 +435,14 @@ def _route_ip(host: str) -> str:
 # ---- the far side of ssh / remote-exec and of mpirun -------------------------------------------
 def remote_child() -> int:
     """Read {env, cwd, argv} from stdin, run argv, kill it when stdin closes; return its code."""
-    line = sys.stdin.buffer.readline(1 << 20)
+    # Raw reads of fd 0: Python's buffered stdin would be locked by the watcher thread below
+    # when the interpreter shuts down.
+    line = b""
+    while not line.endswith(b"\n") and len(line) < (1 << 20):
+        chunk = os.read(0, 1)
+        if not chunk:
+            break
+        line += chunk
     try:
         spec = json.loads(line)
         env, cwd, argv = dict(spec["env"]), spec["cwd"], list(spec["argv"])
@@ -446,7 +453,7 @@ def remote_child() -> int:
                             stdin=subprocess.DEVNULL, start_new_session=True)
 
     def watch_stdin():
-        while sys.stdin.buffer.read(4096):
+        while os.read(0, 4096):
             pass
         if proc.poll() is None:          # the launcher (or the ssh connection) is gone
             try:

@@ -239,7 +239,9 @@ def main() -> None:
     from hybridnet.kvstore.dist import create_dist
     kv = create_dist(args.pop("type", "dist_sync"))
     result = globals()[f"scenario_{name}"](kv, mx, **args)
-    print("RESULT " + json.dumps(result), flush=True)
+    sys.stdout.flush()
+    # one write: workers under the launcher share one stdout
+    os.write(1, ("RESULT " + json.dumps(result) + "\n").encode())
 
 
 if __name__ == "__main__":

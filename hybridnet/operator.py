@@ -199,15 +199,24 @@ class _CustomOpDef(OpDef):
     def _infer_shape(self, p, in_shapes):
         prop = self.prop(p)
         n_out, n_aux = len(prop.list_outputs()), len(prop.list_auxiliary_states())
-        if any(s is None or 0 in s for s in in_shapes):
+        unknown = [s is None or 0 in s for s in in_shapes]
+        if all(unknown):
             return in_shapes, [None] * n_out, [None] * n_aux
-        result = prop.infer_shape([list(s) for s in in_shapes])
+        try:    # like MXNet, unknown inputs reach the prop as [] (most props use input 0)
+            result = prop.infer_shape([[] if u else list(s) for s, u in zip(in_shapes, unknown)])
+        except Exception as err:
+            if any(unknown):
+                return in_shapes, [None] * n_out, [None] * n_aux
+            raise ShapeError(f"Custom({p.op_type})",
+                             f"{type(prop).__name__}.infer_shape failed: {err}") from err
         ins, outs = result[0], result[1]
         auxs = result[2] if len(result) > 2 else []
         if len(outs) != n_out:
             raise ShapeError(f"Custom({p.op_type})", f"infer_shape returned {len(outs)} output "
                                                       f"shapes for {n_out} outputs")
-        return ([tuple(s) for s in ins], [tuple(s) for s in outs], [tuple(s) for s in auxs])
+        def shape(s):
+            return tuple(int(d) for d in s) if s is not None and len(s) else None
+        return [shape(s) for s in ins], [shape(s) for s in outs], [shape(s) for s in auxs]
 
     def _infer_type(self, p, in_types):
         prop = self.prop(p)

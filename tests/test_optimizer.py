@@ -415,3 +415,72 @@ def test_lamb_phase_ops():
     out = mx.nd.lamb_update_phase2(mx.nd.array(w), d, r1, r2, lr=0.1, upper_bound=2.0)
     np.testing.assert_allclose(out.asnumpy(), w - 0.1 * 2.0 / np.sqrt(2.0) * d.asnumpy(),
                                rtol=1e-5)
+
+
+FUSED_CASES = [
+    ("sgd_update", 0, {"lr": 0.1, "wd": 0.01}),
+    ("sgd_update", 0, {"lr": 0.1, "wd": 0.01, "clip_gradient": 0.3, "rescale_grad": 0.5}),
+    ("sgd_mom_update", 1, {"lr": 0.1, "wd": 0.01, "momentum": 0.9, "clip_gradient": 0.3}),
+    ("nag_mom_update", 1, {"lr": 0.1, "wd": 0.01, "momentum": 0.9, "clip_gradient": 0.3}),
+    ("adam_update", 2, {"lr": 0.01, "wd": 0.01, "clip_gradient": 0.3, "rescale_grad": 0.7}),
+    ("adam_update", 2, {"lr": 0.01}),
+    ("rmsprop_update", 1, {"lr": 0.01, "wd": 0.01, "clip_weights": 0.5, "clip_gradient": 0.3}),
+    ("rmspropalex_update", 3, {"lr": 0.01, "wd": 0.01, "clip_weights": 0.5}),
+]
+
+
+@pytest.mark.parametrize("name, n_aux, params", FUSED_CASES)
+def test_numba_kernels_match_xp_fallback(name, n_aux, params):
+    """The single-pass CPU loops (contiguous float32) equal the xp code path (taken here for
+    Fortran-ordered arrays) over several steps, states included."""
+    from hybridnet.ops.resource import op_context
+    op = get_op(name)
+    p = op.parse_params(params)
+    rng = np.random.RandomState(1)
+    w = rng.uniform(-1, 1, (6, 5)).astype(np.float32)
+    aux = [np.abs(rng.uniform(0, 0.5, (6, 5))).astype(np.float32) for _ in range(n_aux)]
+    if name == "rmspropalex_update":
+        aux[1] *= 0.1                                  # keep n - gbar^2 positive
+    fast = [w.copy(), [a.copy() for a in aux]]
+    slow = [np.asfortranarray(w), [np.asfortranarray(a) for a in aux]]
+    octx = op_context(mx.cpu())
+    for _ in range(3):
+        g = rng.normal(size=w.shape).astype(np.float32)
+        op.forward(octx, p, [fast[0], g], fast[1], [fast[0]], True)
+        op.forward(octx, p, [slow[0], np.asfortranarray(g)], slow[1], [slow[0]], True)
+        np.testing.assert_allclose(fast[0], slow[0], rtol=2e-6, atol=2e-7)
+        for a, b in zip(fast[1], slow[1]):
+            np.testing.assert_allclose(a, b, rtol=2e-6, atol=2e-7)
+
+
+@pytest.mark.parametrize("name, kw", [("sgd", {"momentum": 0.9, "wd": 0.1}),
+                                      ("adagrad", {"wd": 0.1, "clip_gradient": 0.5}),
+                                      ("adam", {"wd": 0.1}), ("rmsprop", {"centered": True})])
+def test_float16_weights_take_the_xp_path(name, kw):
+    """fp16 weights without multi_precision run the xp kernels (numba has no float16)."""
+    fast, ref = mx.optimizer.create(name, **kw), mx.optimizer.create(name, **kw)
+    updater = mx.optimizer.get_updater(fast)
+    w0 = np.random.RandomState(2).uniform(-1, 1, (4, 3)).astype(np.float16)
+    w = mx.nd.array(w0, dtype="float16")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        state = state_to_numpy(ref.create_state_multi_precision(0, w))
+    w_ref = w0
+    for step in range(3):
+        g = np.random.RandomState(step).normal(size=w0.shape).astype(np.float16)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            updater(0, mx.nd.array(g, dtype="float16"), w)
+        w_ref, state = ref.reference_step(0, w_ref, g, state)
+    np.testing.assert_allclose(w.asnumpy().astype(np.float32), w_ref.astype(np.float32),
+                               rtol=5e-3, atol=5e-3)
+
+
+def test_fused_update_checks_shapes_and_devices():
+    from hybridnet.optimizer.optimizer import fused_update
+    with pytest.raises(ShapeError, match=r"sgd_mom_update: mom has shape \(3,\), the weight "
+                                         r"has \(2,\)"):
+        fused_update("sgd_mom_update", mx.nd.ones((2,)), mx.nd.ones((2,)), mx.nd.ones((3,)),
+                     lr=0.1)
+    with pytest.raises(mx.MXNetError, match=r"grad is on cpu\(1\), the weight on cpu\(0\)"):
+        fused_update("sgd_update", mx.nd.ones((2,)), mx.nd.ones((2,), ctx=mx.cpu(1)), lr=0.1)

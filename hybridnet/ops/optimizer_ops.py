@@ -31,19 +31,35 @@ Formulas (``clip(x, c)`` is a no-op when ``c < 0``; ``g' = clip(rescale_grad * g
   bias-corrected when ``bias_correction``); lamb_update_phase2 clamps ``r1`` to
   [lower_bound, upper_bound] and does ``w = w - lr * (r1/r2 if r1 and r2 else 1) * g``.
 
-Every kernel is written against ``xp`` and is safe when the output is the weight itself.
+Every kernel is written against ``xp`` and is safe when the output is the weight itself; on
+the CPU the common ones run as single-pass numba loops (``kernels/optimizer.py``) when their
+arrays are contiguous float32/float64, and the ``xp`` code is the fallback (and the reference
+the tests hold the loops to).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..base import DTypeError
+from .kernels import optimizer as _fused
 from .params import Param
 from .registry import OpDef, merge_shape, register
 
 __all__: list = []
 
 _F32 = np.dtype(np.float32)
+_FUSABLE = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def fusable(xp, *arrays):
+    """Flat views of ``arrays`` for the single-pass numba kernels, or None when they cannot
+    take them (GPU arrays, float16, non-contiguous views)."""
+    if xp is not np:
+        return None
+    for a in arrays:
+        if a.dtype not in _FUSABLE or not a.flags.c_contiguous:
+            return None
+    return [a.reshape(-1) for a in arrays]
 
 
 def _clip(xp, x, bound):
@@ -69,6 +85,10 @@ def _grad_with_wd(xp, p, grad, weight, clip):
 # ---- kernels: (xp, p, inputs, aux, out) ----------------------------------------------------
 def _sgd(xp, p, inputs, aux, out):
     w, grad = inputs
+    flat = fusable(xp, w, grad, out)
+    if flat is not None:
+        _fused.sgd(*flat, p.lr, p.wd, p.rescale_grad, p.clip_gradient)
+        return
     g = _scaled_grad(xp, p, grad)
     g *= p.lr
     xp.subtract((1 - p.lr * p.wd) * w, g, out=out)
@@ -85,6 +105,10 @@ def _sgd_mom_step(xp, p, w, g, mom):
 def _sgd_mom(xp, p, inputs, aux, out):
     w, grad = inputs
     mom, = aux
+    flat = fusable(xp, w, grad, mom, out)
+    if flat is not None:
+        _fused.sgd_mom(*flat, p.lr, p.wd, p.momentum, p.rescale_grad, p.clip_gradient)
+        return
     _sgd_mom_step(xp, p, w, _scaled_grad(xp, p, grad), mom)
     xp.add(w, mom, out=out)
 
@@ -121,6 +145,10 @@ def _nag_step(xp, p, w, g, mom):
 def _nag_mom(xp, p, inputs, aux, out):
     w, grad = inputs
     mom, = aux
+    flat = fusable(xp, w, grad, mom, out)
+    if flat is not None:
+        _fused.nag_mom(*flat, p.lr, p.wd, p.momentum, p.rescale_grad, p.clip_gradient)
+        return
     out[...] = _nag_step(xp, p, w, _scaled_grad(xp, p, grad), mom)
 
 
@@ -134,6 +162,11 @@ def _mp_nag_mom(xp, p, inputs, aux, out):
 def _adam(xp, p, inputs, aux, out):
     w, grad = inputs
     mean, var = aux
+    flat = fusable(xp, w, grad, mean, var, out)
+    if flat is not None:
+        _fused.adam(*flat, p.lr, p.beta1, p.beta2, p.epsilon, p.wd, p.rescale_grad,
+                    p.clip_gradient)
+        return
     g = _grad_with_wd(xp, p, grad, w, p.clip_gradient)
     mean *= p.beta1
     mean += (1 - p.beta1) * g
@@ -151,6 +184,11 @@ def _adam(xp, p, inputs, aux, out):
 def _rmsprop(xp, p, inputs, aux, out):
     w, grad = inputs
     n, = aux
+    flat = fusable(xp, w, grad, n, out)
+    if flat is not None:
+        _fused.rmsprop(*flat, p.lr, p.gamma1, p.epsilon, p.wd, p.rescale_grad,
+                       p.clip_gradient, p.clip_weights)
+        return
     g = _grad_with_wd(xp, p, grad, w, p.clip_gradient)
     n *= p.gamma1
     n += (1 - p.gamma1) * (g * g)
@@ -165,6 +203,11 @@ def _rmsprop(xp, p, inputs, aux, out):
 def _rmspropalex(xp, p, inputs, aux, out):
     w, grad = inputs
     n, gbar, delta = aux
+    flat = fusable(xp, w, grad, n, gbar, delta, out)
+    if flat is not None:
+        _fused.rmspropalex(*flat, p.lr, p.gamma1, p.gamma2, p.epsilon, p.wd, p.rescale_grad,
+                           p.clip_gradient, p.clip_weights)
+        return
     g = _grad_with_wd(xp, p, grad, w, p.clip_gradient)
     n *= p.gamma1
     n += (1 - p.gamma1) * (g * g)

@@ -11,10 +11,9 @@ import math
 import numpy as np
 
 from ..ndarray import zeros
-from ..ndarray.ndarray import call_op
 from ..ops.registry import get_op
 from ..ops.resource import op_context
-from .optimizer import Optimizer, push_kernel, register
+from .optimizer import Optimizer, fused_update, push_kernel, register
 
 __all__ = ["Adam", "Adamax", "Nadam", "LAMB"]
 
@@ -61,7 +60,7 @@ class Adam(Optimizer):
         if self.clip_gradient:
             kw["clip_gradient"] = self.clip_gradient
         mean, var = state
-        call_op("adam_update", weight, grad, mean, var, out=weight, lazy_update=self.lazy_update,
+        fused_update("adam_update", weight, grad, mean, var, lazy_update=self.lazy_update,
                 lr=self._corrected_lr(lr, t), wd=wd, **kw)
 
     def reference_update(self, weight, grad, state, lr, wd, t):

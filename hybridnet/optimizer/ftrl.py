@@ -11,8 +11,7 @@ import math
 import numpy as np
 
 from ..ndarray import zeros
-from ..ndarray.ndarray import call_op
-from .optimizer import Optimizer, push_kernel, register, scaled_grad
+from .optimizer import Optimizer, fused_update, push_kernel, register, scaled_grad
 
 __all__ = ["Ftrl", "FTML", "DCASGD", "SGLD"]
 
@@ -49,7 +48,7 @@ class Ftrl(Optimizer):
         kw = {"lamda1": self.lamda1, "beta": self.beta, "rescale_grad": self.rescale_grad}
         if self.clip_gradient:
             kw["clip_gradient"] = self.clip_gradient
-        call_op("ftrl_update", weight, grad, *state, out=weight, lr=lr, wd=wd, **kw)
+        fused_update("ftrl_update", weight, grad, *state, lr=lr, wd=wd, **kw)
 
     def reference_update(self, weight, grad, state, lr, wd, t):
         z, n = state
@@ -86,7 +85,7 @@ class FTML(Optimizer):
               "rescale_grad": self.rescale_grad, "t": t}
         if self.clip_gradient:
             kw["clip_grad"] = self.clip_gradient
-        call_op("ftml_update", weight, grad, *state, out=weight, lr=lr, wd=wd, **kw)
+        fused_update("ftml_update", weight, grad, *state, lr=lr, wd=wd, **kw)
 
     def reference_update(self, weight, grad, state, lr, wd, t):
         d, v, z = state

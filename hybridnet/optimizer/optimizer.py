@@ -32,21 +32,25 @@ import importlib
 import inspect
 import json
 import warnings
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import numpy as np
 
+from .. import config
 from .. import lr_scheduler as _lrs
-from ..base import HybridNetError
+from ..base import HybridNetError, ShapeError, shape_str
 from ..context import Context, cpu
 from ..engine import NORMAL, get_engine
 from ..ndarray import NDArray, zeros
 from ..ops import resource
+from ..ops.registry import get_op
 
 __all__ = ["Optimizer", "Updater", "register", "create", "get_updater", "from_spec",
-           "push_kernel", "scaled_grad", "state_to_numpy"]
+           "push_kernel", "fused_update", "scaled_grad", "state_to_numpy"]
 
 _F32 = np.dtype(np.float32)
+_INLINE = config.get("HYBRIDNET_ENGINE_INLINE_SIZE")
 
 
 # ---- helpers the update rules share --------------------------------------------------------
@@ -84,7 +88,44 @@ def push_kernel(name: str, kernel: Callable, writes: list, reads: list = (),
             kernel(xp, *wdata, *rdata, octx.rng)
     run.__name__ = name
     get_engine().push(run, [a._var for a in reads], write_vars, ctx, NORMAL, 0, name,
-                      wdata[0].size <= 65536)
+                      wdata[0].size <= _INLINE)
+
+
+_FUSED: dict = {}
+
+
+def fused_update(op_name: str, weight: NDArray, grad: NDArray, *states: NDArray,
+                 **params) -> None:
+    """Update ``weight`` in place with the fused registry operator ``op_name``.
+
+    The same as ``mx.nd.<op_name>(weight, grad, *states, out=weight, **params)`` minus the
+    per-call parsing and inference an eager call does (an optimizer's learning rate changes
+    every step, so those would never be cached): the kernel is pushed to the engine at once.
+    """
+    entry = _FUSED.get(op_name)
+    if entry is None:
+        op = get_op(op_name)
+        entry = _FUSED[op_name] = (op, {p.name: p.default for p in op.params})
+    op, defaults = entry
+    values = dict(defaults)
+    values.update(params)
+    ctx = weight.context
+    for what, arr in [("grad", grad)] + [(n, s) for n, s in zip(op.aux_names(values), states)]:
+        if arr.shape != weight.shape:
+            raise ShapeError(op_name, f"{what} has shape {shape_str(arr.shape)}, the weight has "
+                                      f"{shape_str(weight.shape)}")
+        if arr.context is not ctx:
+            raise HybridNetError(f"{op_name}: {what} is on {arr.context}, the weight on {ctx}; "
+                                 f"copy it with as_in_context first")
+    p = SimpleNamespace(**values)
+    octx = resource.op_context(ctx)
+    wdata = weight._data
+    inputs, aux = [wdata, grad._data], [s._data for s in states]
+
+    def run():
+        op.forward(octx, p, inputs, aux, [wdata], True)
+    get_engine().push(run, [grad._var], [weight._var] + [s._var for s in states], ctx, NORMAL,
+                      0, op_name, wdata.size <= _INLINE)
 
 
 def state_to_numpy(state):

@@ -9,10 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..ndarray import NDArray, zeros
-from ..ndarray.ndarray import call_op
 from ..ops.registry import get_op
 from ..ops.resource import op_context
-from .optimizer import Optimizer, push_kernel, register
+from .optimizer import Optimizer, fused_update, push_kernel, register
 
 __all__ = ["SGD", "NAG", "Signum", "LARS", "ccSGD", "Test"]
 
@@ -58,16 +57,16 @@ class _FusedMomentum(Optimizer):
         kw = self._fused_params(lr, wd)
         if not multi_precision:
             if state is not None:
-                call_op(self._op, weight, grad, state, out=weight, **kw)
+                fused_update(self._op, weight, grad, state, **kw)
             else:
-                call_op(self._plain_op, weight, grad, out=weight, **kw)
+                fused_update(self._plain_op, weight, grad, **kw)
         else:
             mom, master = state
             if mom is not None:
-                call_op(self._mp_op, weight, grad, mom, master, out=weight, **kw)
+                fused_update(self._mp_op, weight, grad, mom, master, **kw)
             else:
                 kw.pop("momentum", None)
-                call_op(self._mp_plain_op, weight, grad, master, out=weight, **kw)
+                fused_update(self._mp_plain_op, weight, grad, master, **kw)
 
     def update(self, index, weight, grad, state) -> None:
         self._update_impl(index, weight, grad, state, multi_precision=False)
@@ -153,9 +152,9 @@ class Signum(Optimizer):
         if self.clip_gradient:
             kw["clip_gradient"] = self.clip_gradient
         if state is None:
-            call_op("signsgd_update", weight, grad, out=weight, **kw)
+            fused_update("signsgd_update", weight, grad, **kw)
         else:
-            call_op("signum_update", weight, grad, state, out=weight, momentum=self.momentum,
+            fused_update("signum_update", weight, grad, state, momentum=self.momentum,
                     wd_lh=self.wd_lh, **kw)
 
     def reference_update(self, weight, grad, state, lr, wd, t):

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 import hybridnet as mx
-from hybridnet import optimizer as opt_mod
 from hybridnet.base import DTypeError, ShapeError
 from hybridnet.ops.registry import get_op
 from hybridnet.optimizer.optimizer import state_to_numpy

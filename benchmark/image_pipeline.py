@@ -60,12 +60,13 @@ def make_record_file(path: str, n: int, seed: int = 0) -> None:
     for i in range(n):
         h, w = (375, 500) if i % 3 else (500, 375)
         yy, xx = (y, x) if i % 3 else (x.T[:h, :w], y.T[:h, :w])
-        base = np.stack([np.sin(xx / (20 + i % 17)) * 80 + 128, np.cos(yy / (15 + i % 11)) * 80 + 128,
-                         (xx + yy) % 256], -1)
+        base = np.stack([np.sin(xx / (20 + i % 17)) * 80 + 128,
+                         np.cos(yy / (15 + i % 11)) * 80 + 128, (xx + yy) % 256], -1)
         img = np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
         buf = io.BytesIO()
         Image.fromarray(img).save(buf, format="JPEG", quality=90)
-        writer.write_idx(i, recordio.pack(recordio.IRHeader(0, float(i % 10), i, 0), buf.getvalue()))
+        header = recordio.IRHeader(0, float(i % 10), i, 0)
+        writer.write_idx(i, recordio.pack(header, buf.getvalue()))
     writer.close()
 
 
@@ -117,7 +118,8 @@ def main() -> None:
                   f"{r['seconds']:.2f} s)")
     hn, ref = results.get("hybridnet"), results.get("mxnet")
     if hn and ref:
-        print(f"hybridnet / MXNet: {hn['images_per_s'] / ref['images_per_s']:.2f}x  (target >= 0.7x)")
+        ratio = hn["images_per_s"] / ref["images_per_s"]
+        print(f"hybridnet / MXNet: {ratio:.2f}x  (target >= 0.7x)")
 
 
 if __name__ == "__main__":

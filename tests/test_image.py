@@ -1,7 +1,6 @@
 """mx.image: decoding and resizing against MXNet 1.9.1 (tests/fixtures/recordio/decode.npz, made
 by gen_recordio.py), crops and augmenters against numpy references, the numba kernels against
 plain numpy versions."""
-import io
 import json
 import os
 import random

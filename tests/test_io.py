@@ -43,8 +43,10 @@ def test_datadesc_is_a_tuple_with_dtype_and_layout():
     assert repr(d) == "DataDesc[data,(4, 3),<class 'numpy.float32'>,NC]"
     assert mx.io.DataDesc.get_batch_axis("TNC") == 1
     assert mx.io.DataDesc.get_batch_axis(None) == 0
-    descs = mx.io.DataDesc.get_list([("a", (1, 2)), ("b", (3,))], [("a", np.int32), ("b", np.float64)])
-    assert [(x.name, x.shape, x.dtype) for x in descs] == [("a", (1, 2), np.int32), ("b", (3,), np.float64)]
+    descs = mx.io.DataDesc.get_list([("a", (1, 2)), ("b", (3,))],
+                                    [("a", np.int32), ("b", np.float64)])
+    assert [(x.name, x.shape, x.dtype) for x in descs] == [("a", (1, 2), np.int32),
+                                                           ("b", (3,), np.float64)]
 
 
 def test_databatch_str_and_type_checks():
@@ -463,7 +465,8 @@ def test_get_mnist_reads_local_files_and_never_downloads(tmp_path, monkeypatch):
         (tmp_path / f"{prefix}-labels-idx1-ubyte").write_bytes(
             struct.pack(">II", 2049, n) + np.arange(n, dtype=np.uint8).tobytes())
     mnist = test_utils.get_mnist(str(tmp_path))
-    assert mnist["train_data"].shape == (6, 1, 28, 28) and mnist["test_data"].shape == (4, 1, 28, 28)
+    assert mnist["train_data"].shape == (6, 1, 28, 28)
+    assert mnist["test_data"].shape == (4, 1, 28, 28)
     assert mnist["train_data"].dtype == np.float32
     np.testing.assert_allclose(mnist["train_data"].ravel()[:3], np.arange(3) / 255)
     np.testing.assert_array_equal(mnist["test_label"], np.arange(4))

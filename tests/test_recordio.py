@@ -89,8 +89,8 @@ def test_pack_img_unpack_img_use_opencv_channel_order():
     np.testing.assert_array_equal(img, bgr)
     _, gray = mx.recordio.unpack_img(s, iscolor=0)
     assert gray.shape == (6, 7)
-    smooth = np.stack(list(np.meshgrid(np.arange(16) * 8, np.arange(12) * 10)) + [np.full((12, 16), 60)],
-                      -1).astype(np.uint8)
+    grid = list(np.meshgrid(np.arange(16) * 8, np.arange(12) * 10))
+    smooth = np.stack(grid + [np.full((12, 16), 60)], -1).astype(np.uint8)
     s = mx.recordio.pack_img(mx.recordio.IRHeader(0, 1.0, 5, 0), smooth, quality=95)
     _, jpg = mx.recordio.unpack_img(s, iscolor=1)
     assert jpg.shape == (12, 16, 3) and np.abs(jpg.astype(int) - smooth).mean() < 3
@@ -155,7 +155,8 @@ def test_truncated_file_and_index_past_the_end(tmp_path):
     with open(rec, "r+b") as f:
         f.truncate(size - 600)                  # cut into the 768-byte record
     r = mx.recordio.MXRecordIO(rec, "r")
-    with pytest.raises(RecordIOError, match=r"record at byte offset 932 is truncated: it declares 1001 payload bytes"):
+    with pytest.raises(RecordIOError, match=r"record at byte offset 932 is truncated: it "
+                                            r"declares 1001 payload bytes"):
         while r.read() is not None:
             pass
     with open(rec, "r+b") as f:
@@ -315,7 +316,8 @@ def test_labels_from_an_image_list(tmp_path):
     lst = tmp_path / "images.lst"
     lst.write_text("".join(f"{1000 + i}\t{i * 10}\t{i * 10 + 1}\timg{i}.png\n" for i in range(10)))
     it = make_iter("center", path_imglist=str(lst), label_width=2)
-    np.testing.assert_array_equal(next(it).label[0].asnumpy(), [[0, 1], [10, 11], [20, 21], [30, 31]])
+    np.testing.assert_array_equal(next(it).label[0].asnumpy(),
+                                  [[0, 1], [10, 11], [20, 21], [30, 31]])
 
 
 def test_parameter_errors():
@@ -336,8 +338,8 @@ def test_parameter_errors():
                                              r"label but label_width is 3"):
         next(it)
     it = make_iter("center", data_shape=(3, 40, 40))
-    with pytest.raises(HybridNetError, match=r"is 25x18 \(width x height\) after augmentation, smaller "
-                                             r"than data_shape's 40x40"):
+    with pytest.raises(HybridNetError, match=r"is 25x18 \(width x height\) after augmentation, "
+                                             r"smaller than data_shape's 40x40"):
         next(it)
 
 
@@ -406,8 +408,8 @@ def test_image_record_iter_under_prefetching_iter():
 
 
 def test_resizing_only_the_cropped_window_gives_the_same_pixels():
-    kw = dict(path_imgrec=os.path.join(D, "jpeg.rec"), resize=26, rand_crop=True, data_shape=(3, 20, 20),
-              batch_size=3, seed_aug=2)
+    kw = dict(path_imgrec=os.path.join(D, "jpeg.rec"), resize=26, rand_crop=True,
+              data_shape=(3, 20, 20), batch_size=3, seed_aug=2)
     fused = make_iter("jpeg_resize", **kw)
     unfused = make_iter("jpeg_resize", **kw)
     assert fused._aug._plain_crop

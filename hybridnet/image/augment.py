@@ -68,7 +68,8 @@ class SequentialAug(Augmenter):
         self.ts = list(ts)
 
     def dumps(self) -> str:
-        return json.dumps([self.__class__.__name__.lower(), [json.loads(t.dumps()) for t in self.ts]])
+        inner = [json.loads(t.dumps()) for t in self.ts]
+        return json.dumps([self.__class__.__name__.lower(), inner])
 
     def __call__(self, src):
         for aug in self.ts:

@@ -120,7 +120,7 @@ def imresize(src, w: int, h: int, interp: int = 1, out=None):
 
 
 def scale_down(src_size, size):
-    """Shrink the crop size ``size`` = (w, h) to fit in ``src_size`` = (w, h), keeping its aspect."""
+    """Shrink the crop size ``size`` = (w, h) to fit in ``src_size`` = (w, h), same aspect."""
     w, h = size
     sw, sh = src_size
     if sh < h:

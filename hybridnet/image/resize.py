@@ -1,4 +1,4 @@
-"""Image resizing with OpenCV's arithmetic, so resized pixels match MXNet's (which calls cv::resize).
+"""Image resizing with OpenCV's arithmetic, so resized pixels match MXNet's (it calls cv::resize).
 
 Every method is separable: for each output column (row) a small table says which source columns
 (rows) contribute and with what weight. The tables are built here with numpy, exactly as OpenCV

@@ -17,7 +17,7 @@ import os
 import numpy as np
 
 from ..base import HybridNetError
-from .base import DataBatch, DataDesc, DataIter, check_batch_size
+from .base import DataDesc, DataIter, check_batch_size
 
 __all__ = ["CSVIter", "TextRows", "TextIter", "shape_of"]
 

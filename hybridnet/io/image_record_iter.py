@@ -317,7 +317,8 @@ class ImageRecordIter(DataIter):
         offset = int(self._offsets[i])
         raw, _ = read_record_at(self._mm, offset, self._path, i)
         header, payload = unpack(raw)
-        return payload, header, f"record {i} (id {header.id}) at byte offset {offset} of {self._path}"
+        where = f"record {i} (id {header.id}) at byte offset {offset} of {self._path}"
+        return payload, header, where
 
     # ---- description ------------------------------------------------------------------------
     @property

@@ -3,7 +3,7 @@
 Same command line as MXNet's ``tools/im2rec.py``::
 
     python -m hybridnet.tools.im2rec --list --recursive --train-ratio 0.9 data/caltech data/images
-    python -m hybridnet.tools.im2rec --resize 256 --quality 90 --num-thread 4 data/caltech data/images
+    python -m hybridnet.tools.im2rec --resize 256 --num-thread 4 data/caltech data/images
 
 Step 1 (``--list``) walks ``root`` and writes ``prefix.lst`` (or ``prefix_train.lst`` /
 ``prefix_val.lst`` / ``prefix_test.lst`` with ratios, ``prefix_<k>*.lst`` with ``--chunks``):

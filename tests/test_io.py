@@ -6,7 +6,6 @@ import json
 import os
 import struct
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -390,12 +389,11 @@ def test_prefetching_iter_merges_and_renames_several_iterators():
 class _Flaky(mx.io.DataIter):
     """Yields 4 batches; the second raises."""
 
-    def __init__(self, delay=0.0):
+    def __init__(self):
         super().__init__(2)
         self.k = 0
-        self.delay = delay
         self.fetch_threads = set()
-        self.started = []
+        self.second_fetch = threading.Event()
 
     provide_data = [mx.io.DataDesc("data", (2,))]
     provide_label = []
@@ -404,10 +402,10 @@ class _Flaky(mx.io.DataIter):
         self.k = 0
 
     def next(self):
-        self.started.append(time.perf_counter())
         self.fetch_threads.add(threading.current_thread().name)
-        time.sleep(self.delay)
         self.k += 1
+        if self.k == 2:
+            self.second_fetch.set()
         if self.k == 2:
             raise ValueError("record 2 is broken")
         if self.k > 4:
@@ -428,13 +426,10 @@ def test_prefetching_iter_raises_worker_errors_at_next_and_goes_on():
 
 
 def test_prefetching_iter_prepares_the_next_batch_while_the_consumer_works():
-    src = _Flaky(delay=0.05)
+    src = _Flaky()
     it = mx.io.PrefetchingIter(src)
-    next(it)
-    consumer_start = time.perf_counter()
-    time.sleep(0.2)                  # "training" on batch 1
-    # the fetch of the following batch started in the background during that time
-    assert len(src.started) >= 2 and src.started[1] < consumer_start + 0.15
+    next(it)                                      # the consumer now works on batch 1 ...
+    assert src.second_fetch.wait(10)              # ... while batch 2 is fetched in the background
     assert src.fetch_threads == {"PrefetchingIter-0"}
 
 

@@ -396,3 +396,53 @@ def test_executor_on_another_device():
     assert exe.outputs[0].context == mx.cpu(1)
     assert exe.forward()[0].shape == (2, 4)
     assert "cpu(1)" in repr(exe)
+
+
+# ---- mx.test_utils' symbolic helpers ----------------------------------------------------------
+def test_symbolic_test_helpers():
+    from hybridnet.test_utils import (check_consistency, check_numeric_gradient,
+                                      check_symbolic_backward, check_symbolic_forward,
+                                      simple_forward)
+    a, b = mx.sym.var("a"), mx.sym.var("b")
+    sym = mx.sym.FullyConnected(a * b, num_hidden=3, name="fc")
+    rng = np.random.RandomState(0)
+    x, y = rng.standard_normal((2, 4)), rng.standard_normal((2, 4))
+    w, bias = rng.standard_normal((3, 4)), rng.standard_normal(3)
+    location = [x, y, w, bias]
+    check_symbolic_forward(sym, location, [(x * y) @ w.T + bias], rtol=1e-4, atol=1e-5)
+    with pytest.raises(AssertionError, match="output fc_output"):
+        check_symbolic_forward(sym, location, [(x * y) @ w.T], rtol=1e-4, atol=1e-5)
+    og = rng.standard_normal((2, 3))
+    grads = {"a": (og @ w) * y, "b": (og @ w) * x, "fc_weight": og.T @ (x * y),
+             "fc_bias": og.sum(0)}
+    check_symbolic_backward(sym, location, [og], grads, rtol=1e-4, atol=1e-4)
+    check_symbolic_backward(sym, location, [og], grads, rtol=1e-4, atol=1e-4, grad_req="add")
+    with pytest.raises(AssertionError, match="gradient of a"):
+        check_symbolic_backward(sym, location, [og], dict(grads, a=grads["a"] + 1), rtol=1e-4,
+                                atol=1e-4)
+    check_numeric_gradient(sym, location)
+    check_numeric_gradient(sym, dict(zip(sym.list_arguments(), location)), grad_nodes=["a"])
+
+    wrong = mx.sym.Custom(a, op_type="test_executor_wrong_grad")
+    with pytest.raises(AssertionError, match="gradient of argument 'a' is wrong"):
+        check_numeric_gradient(wrong, [x])
+    truth = check_consistency(sym, [{"ctx": mx.cpu(0), "a": (2, 4), "b": (2, 4)},
+                                    {"ctx": mx.cpu(1), "a": (2, 4), "b": (2, 4),
+                                     "type_dict": {"a": np.float32}}])
+    assert sorted(truth) == ["a_grad", "b_grad", "fc_bias_grad", "fc_output", "fc_weight_grad"]
+    np.testing.assert_allclose(simple_forward(a * 2 + b, a=np.ones(3), b=np.arange(3)),
+                               [2, 3, 4])
+
+
+class _WrongGrad(mx.operator.CustomOp):
+    def forward(self, is_train, req, in_data, out_data, aux):
+        self.assign(out_data[0], req[0], in_data[0] * in_data[0])
+
+    def backward(self, req, out_grad, in_data, out_data, in_grad, aux):
+        self.assign(in_grad[0], req[0], in_data[0] * out_grad[0])      # should be 2 * x
+
+
+@mx.operator.register("test_executor_wrong_grad")
+class _WrongGradProp(mx.operator.CustomOpProp):
+    def create_operator(self, ctx, in_shapes, in_dtypes):
+        return _WrongGrad()

@@ -116,6 +116,7 @@ class Executor:
         self._pool = pool if pool is not None else MemoryPool(ctx)
         self._monitor = None
         self._monitor_all = False
+        self._arg_dict = self._grad_dict = self._aux_dict = None
         self._materialize()
 
     # ---- compilation ------------------------------------------------------------------------
@@ -323,21 +324,27 @@ class Executor:
                                 f"{type(g).__name__}")
         return grads
 
-    # ---- dictionaries -----------------------------------------------------------------------
+    # ---- dictionaries (the arrays never change after binding, so the dicts are made once) ---
     @property
     def arg_dict(self) -> dict:
         """Argument name -> array."""
-        return dict(zip(self._arg_names, self.arg_arrays))
+        if self._arg_dict is None:
+            self._arg_dict = dict(zip(self._arg_names, self.arg_arrays))
+        return self._arg_dict
 
     @property
     def grad_dict(self) -> dict:
         """Argument name -> gradient array (None for grad_req 'null')."""
-        return dict(zip(self._arg_names, self.grad_arrays))
+        if self._grad_dict is None:
+            self._grad_dict = dict(zip(self._arg_names, self.grad_arrays))
+        return self._grad_dict
 
     @property
     def aux_dict(self) -> dict:
         """Auxiliary state name -> array."""
-        return dict(zip(self._aux_names, self.aux_arrays))
+        if self._aux_dict is None:
+            self._aux_dict = dict(zip(self._aux_names, self.aux_arrays))
+        return self._aux_dict
 
     @property
     def output_dict(self) -> dict:

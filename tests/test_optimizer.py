@@ -483,3 +483,23 @@ def test_fused_update_checks_shapes_and_devices():
                      lr=0.1)
     with pytest.raises(mx.MXNetError, match=r"grad is on cpu\(1\), the weight on cpu\(0\)"):
         fused_update("sgd_update", mx.nd.ones((2,)), mx.nd.ones((2,), ctx=mx.cpu(1)), lr=0.1)
+
+
+def test_group_adagrad_matches_mxnet():
+    ref = np.load(os.path.join(FIXTURES, "optimizer_groupadagrad.npz"))
+    kw = {"learning_rate": 0.1, "clip_gradient": 0.8, "rescale_grad": 0.5}
+    opt = mx.optimizer.create("groupadagrad", **kw)
+    ref_opt = mx.optimizer.create("groupadagrad", **kw)
+    updater = mx.optimizer.get_updater(opt)
+    w = mx.nd.array(ref["w_init"])
+    w_ref, state = ref["w_init"], np.zeros((5, 1), np.float32)
+    for step in range(4):
+        updater(0, mx.nd.array(ref[f"g_s{step}"]), w)
+        w_ref, state = ref_opt.reference_step(0, w_ref, ref[f"g_s{step}"], state)
+        np.testing.assert_allclose(w.asnumpy(), ref[f"w_s{step}"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(w_ref, ref[f"w_s{step}"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(updater.states[0].asnumpy(), ref["state"], rtol=1e-5)
+    with pytest.raises(ValueError, match="needs 2-D weights"):
+        opt.create_state(1, mx.nd.ones((3,)))
+    with pytest.raises(ValueError, match="does not support weight decay"):
+        mx.optimizer.create("groupadagrad", wd=0.1).update(0, w, w, updater.states[0])

@@ -5,7 +5,7 @@
     >>> updater(0, grad, weight)            # weight updated in place (engine work)
 
 Registered names: sgd, ccsgd, nag, signum, lars, test (``sgd.py``); adam, adamax, nadam, lamb
-(``adam.py``); adagrad, adadelta, rmsprop (``adagrad.py``); ftrl, ftml, dcasgd, sgld
+(``adam.py``); adagrad, adadelta, rmsprop, groupadagrad (``adagrad.py``); ftrl, ftml, dcasgd, sgld
 (``ftrl.py``). See ``optimizer.py`` for the base class, ``to_spec`` / ``from_spec`` and the
 ``Updater`` state formats.
 """
@@ -14,9 +14,9 @@ from __future__ import annotations
 from .optimizer import Optimizer, Updater, create, from_spec, get_updater, register
 from .sgd import LARS, NAG, SGD, Signum, Test, ccSGD
 from .adam import LAMB, Adam, Adamax, Nadam
-from .adagrad import AdaDelta, AdaGrad, RMSProp
+from .adagrad import AdaDelta, AdaGrad, GroupAdaGrad, RMSProp
 from .ftrl import DCASGD, FTML, SGLD, Ftrl
 
 __all__ = ["Optimizer", "Updater", "create", "from_spec", "get_updater", "register",
            "SGD", "ccSGD", "NAG", "Signum", "LARS", "Test", "Adam", "Adamax", "Nadam", "LAMB",
-           "AdaGrad", "AdaDelta", "RMSProp", "Ftrl", "FTML", "DCASGD", "SGLD"]
+           "AdaGrad", "AdaDelta", "RMSProp", "GroupAdaGrad", "Ftrl", "FTML", "DCASGD", "SGLD"]

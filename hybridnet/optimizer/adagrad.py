@@ -1,4 +1,4 @@
-"""Adaptive-rate rules: AdaGrad, AdaDelta and RMSProp (plain and centered).
+"""Adaptive-rate rules: AdaGrad, AdaDelta, RMSProp (plain and centered) and GroupAdaGrad.
 
 RMSProp calls the fused ``rmsprop_update`` / ``rmspropalex_update`` operators; AdaGrad and
 AdaDelta are in-place kernels pushed to the engine. ``reference_update`` is each rule in plain
@@ -13,7 +13,7 @@ from ..ops.kernels import optimizer as _fused
 from ..ops.optimizer_ops import fusable
 from .optimizer import Optimizer, fused_update, push_kernel, register, scaled_grad
 
-__all__ = ["AdaGrad", "AdaDelta", "RMSProp"]
+__all__ = ["AdaGrad", "AdaDelta", "RMSProp", "GroupAdaGrad"]
 
 
 def _np_scaled(opt: Optimizer, grad):
@@ -160,3 +160,50 @@ class RMSProp(Optimizer):
         if self.clip_weights:
             weight = np.clip(weight, -self.clip_weights, self.clip_weights)
         return weight, new_state
+
+
+@register
+class GroupAdaGrad(Optimizer):
+    """``GroupAdaGrad(eps=1e-5, **kwargs)`` (MXNet's contrib): AdaGrad with one history value
+    per row of a 2-D weight (embeddings): ``history += mean(g^2, axis=1)``;
+    ``weight -= lr * g / sqrt(history + eps)``. Weight decay is not supported.
+    """
+
+    def __init__(self, eps: float = 1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.float_stable_eps = eps
+
+    def create_state(self, index, weight):
+        if len(weight.shape) != 2:
+            raise ValueError(f"GroupAdaGrad needs 2-D weights (one history per row), got shape "
+                             f"{tuple(weight.shape)} for parameter {index!r}")
+        return zeros((weight.shape[0], 1), weight.context)
+
+    def _step(self, index):
+        lr, wd, t = self._step_values(index)
+        if wd != 0:
+            raise ValueError(f"GroupAdaGrad does not support weight decay (parameter {index!r} "
+                             f"has wd={wd}); set wd=0 or its wd_mult to 0")
+        return lr, wd, t
+
+    def update(self, index, weight, grad, state):
+        lr, _, _ = self._step(index)
+        eps, rescale, clip = self.float_stable_eps, self.rescale_grad, self.clip_gradient
+
+        def kernel(xp, w, history, grad_):
+            g = scaled_grad(xp, grad_, rescale, clip)
+            history += (g * g).mean(axis=1, keepdims=True)
+            w -= lr * g / xp.sqrt(history + eps)
+        push_kernel("group_adagrad_update", kernel, [weight, state], [grad])
+
+    def reference_step(self, index, weight, grad, state):
+        lr, wd, t = self._step(index)
+        return self.reference_update(weight, grad, state, lr, wd, t)
+
+    def reference_update(self, weight, grad, state, lr, wd, t):
+        g = _np_scaled(self, grad)
+        history = state + (g * g).mean(axis=1, keepdims=True)
+        return weight - lr * g / np.sqrt(history + self.float_stable_eps), history
+
+    def _current_value(self, key, recorded):
+        return self.float_stable_eps if key == "eps" else super()._current_value(key, recorded)

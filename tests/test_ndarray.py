@@ -291,6 +291,17 @@ def test_functional_binary_forms():
         mx.nd.add("a", x)
 
 
+def test_scalar_arithmetic_leaves_parameter_strings_alone():
+    # regression: x * 2 parses scalar=2.0; a later parse of scalar=2 (a symbol) must still store
+    # "2" -- the registry's parse cache once conflated 2, 2.0 and True
+    from hybridnet.ops import get_op
+    (mx.nd.ones((1,)) * 2).wait_to_read()
+    op = get_op("_mul_scalar")
+    assert op.parse_params({"scalar": 2}).raw == {"scalar": "2"}
+    assert op.parse_params({"scalar": 2.0}).raw == {"scalar": "2.0"}
+    assert op.parse_params({"scalar": True}).raw == {"scalar": "True"}
+
+
 def test_binary_op_across_devices_is_a_clear_error():
     with pytest.raises(HybridNetError, match=r"different devices \(cpu\(0\) and cpu\(1\)\)"):
         mx.nd.array([1.0]) + mx.nd.array([1.0], ctx=mx.cpu(1))

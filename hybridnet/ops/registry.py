@@ -171,7 +171,8 @@ class OpDef:
     def parse_params(self, kwargs: dict) -> Params:
         """Typed, defaulted parameters from keyword values (Python values or JSON strings)."""
         try:
-            key = tuple(kwargs.items())
+            # the value's type is part of the key: 2 == 2.0 == True, but their JSON strings differ
+            key = tuple((k, v.__class__, v) for k, v in kwargs.items())
             cached = self._cache.get(key)
             if cached is not None:
                 return cached

@@ -418,3 +418,10 @@ def test_resizing_only_the_cropped_window_gives_the_same_pixels():
     fused.reset()                               # (both now in their second pass)
     for a, b in zip(fused, unfused):
         np.testing.assert_array_equal(a.data[0].asnumpy(), b.data[0].asnumpy())
+
+
+def test_closed_iterator_says_so():
+    it = make_iter("center")
+    it.close()
+    with pytest.raises(HybridNetError, match="is closed"):
+        next(it)

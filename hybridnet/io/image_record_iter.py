@@ -392,6 +392,8 @@ class ImageRecordIter(DataIter):
         self._queue.clear()
 
     def reset(self) -> None:
+        if not self._finalizer.alive:
+            raise HybridNetError(f"{self._what} over {self._path} is closed")
         self._discard()
         self._plan.restart(continue_pass=self._last_overflow)
         self._last_overflow = False
@@ -414,6 +416,8 @@ class ImageRecordIter(DataIter):
         return data, label
 
     def next(self) -> DataBatch:
+        if not self._finalizer.alive:
+            raise HybridNetError(f"{self._what} over {self._path} is closed")
         if not self._queue:
             raise StopIteration
         entry = self._queue.popleft()

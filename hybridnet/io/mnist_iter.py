@@ -80,6 +80,8 @@ class MNISTIter(DataIter):
         num_parts, part_index: use only part ``part_index`` of ``num_parts`` contiguous parts
             (the last part takes the remainder), e.g. one per worker.
         data_name, label_name: names in ``provide_data`` / ``provide_label``.
+        prefetch_buffer, ctx, dtype: accepted for MXNet compatibility and ignored (batches are
+            float32 slices of data held in memory).
 
     Example::
 

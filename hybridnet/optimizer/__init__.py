@@ -4,7 +4,7 @@
     >>> updater = mx.optimizer.get_updater(opt)
     >>> updater(0, grad, weight)            # weight updated in place (engine work)
 
-Registered names: sgd, ccsgd, nag, signum, lars, test (``sgd.py``); adam, adamax, nadam, lamb
+Registered names: sgd, ccsgd, nag, signum, lars, lbsgd, test (``sgd.py``); adam, adamax, nadam, lamb
 (``adam.py``); adagrad, adadelta, rmsprop, groupadagrad (``adagrad.py``); ftrl, ftml, dcasgd, sgld
 (``ftrl.py``). See ``optimizer.py`` for the base class, ``to_spec`` / ``from_spec`` and the
 ``Updater`` state formats.
@@ -12,11 +12,11 @@ Registered names: sgd, ccsgd, nag, signum, lars, test (``sgd.py``); adam, adamax
 from __future__ import annotations
 
 from .optimizer import Optimizer, Updater, create, from_spec, get_updater, register
-from .sgd import LARS, NAG, SGD, Signum, Test, ccSGD
+from .sgd import LARS, LBSGD, NAG, SGD, Signum, Test, ccSGD
 from .adam import LAMB, Adam, Adamax, Nadam
 from .adagrad import AdaDelta, AdaGrad, GroupAdaGrad, RMSProp
 from .ftrl import DCASGD, FTML, SGLD, Ftrl
 
 __all__ = ["Optimizer", "Updater", "create", "from_spec", "get_updater", "register",
-           "SGD", "ccSGD", "NAG", "Signum", "LARS", "Test", "Adam", "Adamax", "Nadam", "LAMB",
-           "AdaGrad", "AdaDelta", "RMSProp", "GroupAdaGrad", "Ftrl", "FTML", "DCASGD", "SGLD"]
+           "SGD", "ccSGD", "NAG", "Signum", "LARS", "LBSGD", "Test", "Adam", "Adamax", "Nadam",
+           "LAMB", "AdaGrad", "AdaDelta", "RMSProp", "GroupAdaGrad", "Ftrl", "FTML", "DCASGD", "SGLD"]

@@ -1,4 +1,5 @@
-"""The SGD family: SGD (momentum, weight decay), NAG, Signum / signSGD, LARS, ccSGD and Test.
+"""The SGD family: SGD (momentum, weight decay), NAG, Signum / signSGD, LARS, LBSGD, ccSGD and
+Test.
 
 The fast paths call the fused registry operators (``sgd_mom_update``, ``nag_mom_update``,
 ``signum_update``, their ``mp_`` forms for fp16 weights with an fp32 master copy); each class's
@@ -13,7 +14,7 @@ from ..ops.registry import get_op
 from ..ops.resource import op_context
 from .optimizer import Optimizer, fused_update, push_kernel, register
 
-__all__ = ["SGD", "NAG", "Signum", "LARS", "ccSGD", "Test"]
+__all__ = ["SGD", "NAG", "Signum", "LARS", "LBSGD", "ccSGD", "Test"]
 
 
 def _np_grad(opt: Optimizer, grad: np.ndarray) -> np.ndarray:
@@ -265,3 +266,114 @@ class Test(Optimizer):
     def reference_update(self, weight, grad, state, lr, wd, t):
         new = weight + grad * self.rescale_grad
         return new, new.copy()
+
+
+@register
+class LBSGD(_FusedMomentum):
+    """``LBSGD(momentum=0.0, multi_precision=False, warmup_strategy='linear', warmup_epochs=5, batch_scale=1, updates_per_epoch=32, begin_epoch=0, num_epochs=60, **kwargs)``.
+
+    Large-batch SGD (MXNet's rule): gradients are accumulated over ``batch_scale`` calls and
+    applied as their mean once per ``batch_scale`` calls (the other calls leave the weight
+    as it is), with the rate multiplied by a warmup factor that grows from 1 to
+    ``batch_scale`` over ``warmup_epochs * updates_per_epoch`` accumulated updates
+    ('linear', 'power2' or 'sqrt'), or by a LARS factor ``sqrt(|w|^2 / (|g|^2 + wd |w|^2))``
+    clamped to [0.01, 100] with ``warmup_strategy='lars'``.
+    """
+    _op, _mp_op = "sgd_mom_update", "mp_sgd_mom_update"
+    _plain_op, _mp_plain_op = "sgd_update", "mp_sgd_update"
+
+    def __init__(self, momentum: float = 0.0, multi_precision: bool = False,
+                 warmup_strategy: str = "linear", warmup_epochs: int = 5, batch_scale: int = 1,
+                 updates_per_epoch: int = 32, begin_epoch: int = 0, num_epochs: int = 60,
+                 **kwargs):
+        super().__init__(multi_precision=multi_precision, **kwargs)
+        if warmup_strategy not in ("linear", "power2", "sqrt", "lars"):
+            raise ValueError(f"LBSGD: warmup_strategy must be linear, power2, sqrt or lars, "
+                             f"got {warmup_strategy!r}")
+        self.momentum = momentum
+        self.warmup_strategy = warmup_strategy
+        self.warmup_epochs = warmup_epochs
+        self.batch_scale = batch_scale
+        self.updates_per_epoch = updates_per_epoch
+        self.init_updates = begin_epoch * updates_per_epoch
+        self.num_epochs = num_epochs
+        self.cumgrads: dict = {}
+
+    def _lbmult(self, nup: int) -> float:
+        nwup = self.warmup_epochs * self.updates_per_epoch
+        maxmult = float(self.batch_scale)
+        if nup >= nwup:
+            return maxmult
+        if nwup <= 1:
+            return 1.0
+        frac = {"linear": nup / nwup, "power2": (nup * nup) / (nwup * nwup),
+                "sqrt": (float(nup) / nwup) ** 0.5}.get(self.warmup_strategy)
+        return 1.0 if frac is None else 1.0 + (maxmult - 1) * frac
+
+    @staticmethod
+    def _lars(weight2: float, grad2: float, wd: float) -> float:
+        return min(max((weight2 / (grad2 + wd * weight2 + 1e-18)) ** 0.5, 0.01), 100.0)
+
+    def _accumulate(self, index, grad, add):
+        """Add ``grad`` to the index's running sum; return (sum, number of accumulated calls)."""
+        entry = self.cumgrads.get(index)
+        if entry is not None and entry["num_cums"] > 0:
+            total = grad if entry["cum_grad"] is None else add(entry["cum_grad"], grad)
+            num = entry["num_cums"] + 1
+        else:
+            total, num = grad, self.init_updates + 1
+        self.cumgrads[index] = {"cum_grad": total, "num_cums": num}
+        return total, num
+
+    def _lr_wd(self, index):
+        lr, wd = self._get_lr(index), self._get_wd(index)   # MXNet reads lr before counting
+        self._update_count(index)
+        return lr, wd
+
+    def _update_impl(self, index, weight, grad, state, multi_precision):
+        lr, wd = self._lr_wd(index)
+        total, num = self._accumulate(index, grad.copy(), lambda a, b: a + b)
+        if num % self.batch_scale != 0:
+            return                                  # accumulate only: the weight stays
+        grad = total / self.batch_scale
+        if self.warmup_strategy == "lars":
+            base = state[1] if multi_precision else weight
+            w2 = float((base.asnumpy().astype(np.float64) ** 2).sum())
+            g2 = float((grad.asnumpy().astype(np.float64) ** 2).sum())
+            lr *= self._lars(w2, g2, wd)
+        else:
+            lr *= self._lbmult(num)
+        self.cumgrads[index]["cum_grad"] = None
+        kw = self._fused_params(lr, wd)
+        if not multi_precision:
+            if state is not None:
+                fused_update(self._op, weight, grad, state, **kw)
+            else:
+                fused_update(self._plain_op, weight, grad, **kw)
+        else:
+            mom, master = state
+            if mom is not None:
+                fused_update(self._mp_op, weight, grad, mom, master, **kw)
+            else:
+                kw.pop("momentum", None)
+                fused_update(self._mp_plain_op, weight, grad, master, **kw)
+
+    def reference_step(self, index, weight, grad, state):
+        lr, wd = self._lr_wd(index)
+        total, num = self._accumulate(index, grad.copy(), lambda a, b: a + b)
+        if num % self.batch_scale != 0:
+            return weight, state
+        grad = total / self.batch_scale
+        mp = self.multi_precision and weight.dtype == np.float16
+        base, inner = (state[1], state[0]) if mp else (weight, state)
+        if self.warmup_strategy == "lars":
+            w2 = float((base.astype(np.float64) ** 2).sum())
+            lr *= self._lars(w2, float((grad.astype(np.float64) ** 2).sum()), wd)
+        else:
+            lr *= self._lbmult(num)
+        self.cumgrads[index]["cum_grad"] = None
+        new, inner = sgd_reference(self, base, grad.astype(base.dtype), inner, lr, wd,
+                                   self.momentum)
+        if not mp:
+            return new, inner
+        return new.astype(weight.dtype), (inner, new)

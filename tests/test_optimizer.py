@@ -126,9 +126,9 @@ def test_sgld_seeded_reproducible():
 
 # ---- base-class rules ------------------------------------------------------------------------
 def test_registry_names_and_create_error():
-    for name in ("sgd", "ccsgd", "nag", "adam", "adagrad", "adadelta", "rmsprop", "adamax", "lbsgd",
-                 "nadam", "ftrl", "ftml", "signum", "sgld", "dcasgd", "lamb", "lars", "test",
-                 "groupadagrad"):
+    for name in ("sgd", "ccsgd", "nag", "adam", "adagrad", "adadelta", "rmsprop", "adamax",
+                 "nadam", "ftrl", "ftml", "signum", "sgld", "dcasgd", "lamb", "lars", "lbsgd",
+                 "test", "groupadagrad"):
         assert isinstance(mx.optimizer.create(name.upper()), mx.optimizer.Optimizer)
     with pytest.raises(ValueError, match=r"Cannot find optimizer 'nosuch'.*adam.*sgd"):
         mx.optimizer.create("nosuch")

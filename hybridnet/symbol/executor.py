@@ -112,7 +112,7 @@ class Executor:
         arg_reqs = {nid: req for nid, req in zip(graph.arg_ids, reqs)}
         self._prog = prog = build_program(graph, entry_shapes, entry_types, arg_reqs,
                                           with_backward=any(r != "null" for r in reqs))
-        self._plan = plan = plan_memory(prog)
+        self._plan = plan_memory(prog)
         self._pool = pool if pool is not None else MemoryPool(ctx)
         self._monitor = None
         self._monitor_all = False

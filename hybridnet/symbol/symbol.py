@@ -34,7 +34,6 @@ def _is_scalar(x) -> bool:
 class Symbol:
     """A symbolic graph with one or more outputs. Make one with ``mx.sym`` functions."""
     __slots__ = ("_outputs", "__weakref__")
-    __hash__ = None           # == builds a comparison node, so symbols are not hashable (MXNet)
 
     def __init__(self, outputs: list):
         self._outputs = list(outputs)
@@ -334,26 +333,6 @@ class Symbol:
             return create_op(op, op.parse_params({"scalar": other}), [self], hint=scalar_hint)
         return NotImplemented
 
-    def __add__(self, o): return self._binary(o, "elemwise_add", "_plus", "_plus_scalar", "_plusscalar")
-    def __radd__(self, o): return self._rscalar(o, "_plus_scalar", "_plusscalar")
-    def __sub__(self, o): return self._binary(o, "elemwise_sub", "_minus", "_minus_scalar", "_minusscalar")
-    def __rsub__(self, o): return self._rscalar(o, "_rminus_scalar", "_rminusscalar")
-    def __mul__(self, o): return self._binary(o, "elemwise_mul", "_mul", "_mul_scalar", "_mulscalar")
-    def __rmul__(self, o): return self._rscalar(o, "_mul_scalar", "_mulscalar")
-    def __truediv__(self, o): return self._binary(o, "elemwise_div", "_div", "_div_scalar", "_divscalar")
-    def __rtruediv__(self, o): return self._rscalar(o, "_rdiv_scalar", "_rdivscalar")
-    __div__, __rdiv__ = __truediv__, __rtruediv__
-    def __mod__(self, o): return self._binary(o, "_mod", "_mod", "_mod_scalar", "_modscalar")
-    def __rmod__(self, o): return self._rscalar(o, "_rmod_scalar", "_rmodscalar")
-    def __pow__(self, o): return self._binary(o, "_power", "_power", "_power_scalar", "_powerscalar")
-    def __rpow__(self, o): return self._rscalar(o, "_rpower_scalar", "_rpower_scalar")
-    def __eq__(self, o): return self._binary(o, "_equal", "_equal", "_equal_scalar", "_equal_scalar")
-    def __ne__(self, o): return self._binary(o, "_not_equal", "_not_equal", "_not_equal_scalar", "_not_equal_scalar")
-    def __gt__(self, o): return self._binary(o, "_greater", "_greater", "_greater_scalar", "_greater_scalar")
-    def __ge__(self, o): return self._binary(o, "_greater_equal", "_greater_equal", "_greater_equal_scalar", "_greater_equal_scalar")
-    def __lt__(self, o): return self._binary(o, "_lesser", "_lesser", "_lesser_scalar", "_lesser_scalar")
-    def __le__(self, o): return self._binary(o, "_lesser_equal", "_lesser_equal", "_lesser_equal_scalar", "_lesser_equal_scalar")
-
     def __neg__(self):
         return self._binary(-1.0, "elemwise_mul", "_mul", "_mul_scalar", "_mulscalar")
 
@@ -374,6 +353,52 @@ class Symbol:
     def astype(self, dtype, **kwargs) -> "Symbol":
         """``Cast`` to ``dtype``."""
         return _call("Cast", self, dtype=np.dtype(dtype).name, **kwargs)
+
+
+# Python operator -> (operator with a Symbol, its auto-name stem, operator with a number, its
+# stem); the stems are the ones MXNet 1.9.1's overloads produce (``_plus0``, ``_mulscalar0``).
+_BINARY = {
+    "add": ("elemwise_add", "_plus", "_plus_scalar", "_plusscalar"),
+    "sub": ("elemwise_sub", "_minus", "_minus_scalar", "_minusscalar"),
+    "mul": ("elemwise_mul", "_mul", "_mul_scalar", "_mulscalar"),
+    "truediv": ("elemwise_div", "_div", "_div_scalar", "_divscalar"),
+    "mod": ("_mod", "_mod", "_mod_scalar", "_modscalar"),
+    "pow": ("_power", "_power", "_power_scalar", "_powerscalar"),
+    "eq": ("_equal", "_equal", "_equal_scalar", "_equal_scalar"),
+    "ne": ("_not_equal", "_not_equal", "_not_equal_scalar", "_not_equal_scalar"),
+    "gt": ("_greater", "_greater", "_greater_scalar", "_greater_scalar"),
+    "ge": ("_greater_equal", "_greater_equal", "_greater_equal_scalar",
+           "_greater_equal_scalar"),
+    "lt": ("_lesser", "_lesser", "_lesser_scalar", "_lesser_scalar"),
+    "le": ("_lesser_equal", "_lesser_equal", "_lesser_equal_scalar", "_lesser_equal_scalar"),
+}
+# reflected forms (number on the left): operator and stem
+_REFLECTED = {"add": ("_plus_scalar", "_plusscalar"), "sub": ("_rminus_scalar", "_rminusscalar"),
+              "mul": ("_mul_scalar", "_mulscalar"), "truediv": ("_rdiv_scalar", "_rdivscalar"),
+              "mod": ("_rmod_scalar", "_rmodscalar"),
+              "pow": ("_rpower_scalar", "_rpower_scalar")}
+
+
+def _make_binary(name, spec):
+    def method(self, other):
+        return self._binary(other, *spec)
+    method.__name__ = f"__{name}__"
+    return method
+
+
+def _make_reflected(name, spec):
+    def method(self, other):
+        return self._rscalar(other, *spec)
+    method.__name__ = f"__r{name}__"
+    return method
+
+
+for _name, _spec in _BINARY.items():
+    setattr(Symbol, f"__{_name}__", _make_binary(_name, _spec))
+for _name, _spec in _REFLECTED.items():
+    setattr(Symbol, f"__r{_name}__", _make_reflected(_name, _spec))
+Symbol.__div__, Symbol.__rdiv__ = Symbol.__truediv__, Symbol.__rtruediv__
+Symbol.__hash__ = None           # == builds a comparison node: symbols are unhashable (MXNet)
 
 
 def _call(op_name, *inputs, **kwargs):

@@ -350,7 +350,8 @@ def test_spec_round_trip_json():
 
 
 @pytest.mark.parametrize("name", ["adam", "rmsprop", "adagrad", "ftrl", "lamb", "signum",
-                                  "nadam", "lars", "dcasgd", "ftml", "adadelta"])
+                                  "nadam", "lars", "dcasgd", "ftml", "adadelta", "lbsgd",
+                                  "groupadagrad"])
 def test_spec_round_trip_every_rule(name):
     opt = mx.optimizer.create(name, wd=0.05)
     back = mx.optimizer.from_spec(json.loads(json.dumps(opt.to_spec())))

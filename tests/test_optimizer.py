@@ -505,3 +505,30 @@ def test_group_adagrad_matches_mxnet():
         opt.create_state(1, mx.nd.ones((3,)))
     with pytest.raises(ValueError, match="does not support weight decay"):
         mx.optimizer.create("groupadagrad", wd=0.1).update(0, w, w, updater.states[0])
+
+
+def test_loads_mxnet_states_with_optimizer():
+    """MXNet's dump_optimizer=True blob (config 6: SGD momentum + FactorScheduler) becomes our
+    SGD and FactorScheduler, which continue the run exactly like a fresh hybridnet one."""
+    with open(os.path.join(FIXTURES, "optimizer_sgd_states_dump.bin"), "rb") as f:
+        blob = f.read()
+    updater = mx.optimizer.get_updater(mx.optimizer.Adam())
+    updater.set_states(blob)
+    opt = updater.optimizer
+    assert type(opt) is mx.optimizer.SGD and opt.momentum == 0.9
+    assert type(opt.lr_scheduler) is mx.lr_scheduler.FactorScheduler
+    assert opt.num_update == META["steps"]
+    for i in NAMES:
+        np.testing.assert_array_equal(updater.states[i].asnumpy(), ARRAYS[f"c6_st{i}_0"])
+    # one more step equals continuing our own run of the same configuration
+    ours = mx.optimizer.get_updater(make_optimizer(META["configs"][6]))
+    w_ours = mx.nd.array(ARRAYS["c6_w0_init"])
+    for step in range(META["steps"]):
+        ours(0, mx.nd.array(ARRAYS[f"c6_g0_s{step}"]), w_ours)
+        ours(1, mx.nd.array(ARRAYS[f"c6_g1_s{step}"]), mx.nd.array(ARRAYS["c6_w1_init"]))
+    w_loaded = mx.nd.array(ARRAYS[f"c6_w0_s{META['steps'] - 1}"])
+    g = mx.nd.ones(w_ours.shape)
+    ours(0, g, w_ours)
+    updater(0, g, w_loaded)
+    np.testing.assert_allclose(w_loaded.asnumpy(), w_ours.asnumpy(), rtol=1e-5, atol=1e-6)
+    assert "learning_rate" in opt.to_spec()["params"]

@@ -457,6 +457,8 @@ class Optimizer:
     def __setstate__(self, state):
         self.__dict__ = state
         self.param_dict = {}
+        # optimizers pickled by MXNet lack what only hybridnet keeps
+        self.__dict__.setdefault("_ctor_args", {})
 
     def __repr__(self):
         return f"{type(self).__name__}(learning_rate={self.lr}, wd={self.wd})"

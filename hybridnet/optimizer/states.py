@@ -5,7 +5,9 @@ MXNet 1.x pickles ``{index: state}`` (or ``(states, optimizer)``) where every ar
 ``{'handle': bytearray(<single-array record of the .params format>)}``. ``dumps`` writes exactly
 that for our NDArrays, so MXNet can read our files, and ``loads`` reads both MXNet's files and
 ours without MXNet installed: the MXNet class name is mapped to a placeholder that is turned
-back into our NDArray afterwards. These are local files, trusted like MXNet trusts them; the
+back into our NDArray afterwards; an optimizer pickled by MXNet (``dump_optimizer=True``)
+becomes the hybridnet optimizer of the same name with MXNet's attributes (its lr_scheduler
+likewise). These are local files, trusted like MXNet trusts them; the
 distributed store never pickles (see ``Updater.state_arrays``).
 """
 from __future__ import annotations
@@ -52,6 +54,19 @@ class _Unpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) == (_MX_MODULE, _MX_CLASS):
             return _MXNDArrayRef
+        if module.startswith("mxnet.optimizer"):       # MXNet's optimizer -> ours, by name
+            from .optimizer import _REGISTRY
+            klass = _REGISTRY.get(name.lower())
+            if klass is None:
+                raise pickle.UnpicklingError(f"the states name MXNet's optimizer {name}, which "
+                                             f"hybridnet does not have")
+            return klass
+        if module == "mxnet.lr_scheduler":
+            from .. import lr_scheduler
+            if not hasattr(lr_scheduler, name):
+                raise pickle.UnpicklingError(f"the states name MXNet's lr_scheduler {name}, "
+                                             f"which hybridnet does not have")
+            return getattr(lr_scheduler, name)
         return super().find_class(module, name)
 
 

@@ -11,7 +11,8 @@
 value on the device of its initial value and reduces there, and supports 2-bit gradient
 compression: each device's gradient is quantized to {-t, 0, +t} with its own error-feedback
 residual before the sum. Every other name without 'dist' (``local_allreduce_cpu``, ``nccl``,
-...) is a local store of that type name, as in MXNet.
+...) is a local store of that type name, as in MXNet. ``priority`` is accepted and ignored:
+the engine orders this work by its data dependencies alone.
 """
 from __future__ import annotations
 

@@ -136,8 +136,11 @@ def test_bind_errors_list_names_and_shapes():
         bn.bind(mx.cpu(), bn_args, aux_states={"bn_moving_mean": mx.nd.ones(3)})
     with pytest.raises(ShapeError, match=r"cannot infer the shapes of data \(known: \(\)\)"):
         net.simple_bind(mx.cpu())
-    with pytest.raises(ValueError, match="no input 'bogus'"):
-        net.simple_bind(mx.cpu(), data=(2, 3), bogus=(1,))
+    # names the symbol lacks are ignored, as MXNet does (Module passes label shapes to
+    # prediction symbols without labels)
+    exe = net.simple_bind(mx.cpu(), data=(2, 3), bogus=(1,), type_dict={"bogus": "int32"},
+                          grad_req={"bogus": "write", "fc1_weight": "write"})
+    assert "bogus" not in exe.arg_dict and exe.grad_dict["fc2_weight"] is None
     with pytest.raises(HybridNetError, match="model parallelism"):
         net.simple_bind(mx.cpu(), data=(2, 3), group2ctx={"dev1": mx.cpu(1)})
     with pytest.raises(HybridNetError, match=r"'data' is on cpu\(0\), the executor runs on "

@@ -21,14 +21,12 @@ from .node import IndexedGraph
 __all__ = ["bind", "simple_bind", "reshape_arrays", "normalize_reqs"]
 
 def normalize_reqs(grad_req, names: list[str]) -> list[str]:
-    """grad_req as one string, a list (argument order) or a dict (missing names: 'null')."""
+    """grad_req as one string, a list (argument order) or a dict (names not in it: 'null')."""
     if isinstance(grad_req, str):
         reqs = [grad_req] * len(names)
     elif isinstance(grad_req, dict):
-        unknown = [k for k in grad_req if k not in names]
-        if unknown:
-            raise ValueError(f"grad_req names unknown arguments {', '.join(unknown)}; the "
-                             f"arguments are {', '.join(names)}")
+        # names the symbol does not have are ignored, as MXNet does (Module passes label
+        # names to symbols that have no label)
         reqs = [grad_req.get(n, "null") for n in names]
     elif isinstance(grad_req, (list, tuple)):
         if len(grad_req) != len(names):
@@ -116,20 +114,17 @@ def simple_bind(sym, ctx, grad_req="write", type_dict=None, stype_dict=None, gro
     graph = IndexedGraph(sym._outputs)
     names, aux_names = graph.arg_names(), graph.aux_names()
     inputs = set(names) | set(aux_names)
-    shapes = dict(shapes or {})
-    unknown = [k for k in shapes if k not in inputs]
-    if unknown:
-        raise ValueError(f"simple_bind: the symbol has no input {', '.join(map(repr, unknown))};"
-                         f" its inputs are {', '.join(names + aux_names)}")
+    # shapes and dtypes of names the symbol does not have are ignored, as MXNet does
+    # (Module gives a label shape to a prediction symbol without a label)
+    shapes = {k: v for k, v in (shapes or {}).items() if k in inputs}
     for stype in (stype_dict or {}).values():
         if stype != "default":
             raise HybridNetError(f"simple_bind: storage type {stype!r} is not supported; only "
                                  f"'default' (dense) arrays")
     types = {}
     for key, value in (type_dict or {}).items():
-        if key not in inputs:
-            raise ValueError(f"simple_bind: type_dict names {key!r}, which is not an input")
-        types[key] = parse_dtype(value, f"type_dict['{key}']")
+        if key in inputs:
+            types[key] = parse_dtype(value, f"type_dict['{key}']")
     shape_list = {k: tuple(int(d) for d in v) for k, v in shapes.items()}
     # arguments no dtype reaches are float32, MXNet's default
     entry_shapes, entry_types = infer_graph(graph, shape_list, types, where="simple_bind",
@@ -187,9 +182,7 @@ def reshape_arrays(exe: Executor, partial_shaping: bool, allow_up_sizing: bool,
     """``Executor.reshape`` (see there)."""
     graph = IndexedGraph(exe._symbol._outputs)
     names, aux_names = exe._arg_names, exe._aux_names
-    unknown = [k for k in shapes if k not in names and k not in aux_names]
-    if unknown:
-        raise ValueError(f"reshape: the executor has no input {', '.join(map(repr, unknown))}")
+    shapes = {k: v for k, v in shapes.items() if k in names or k in aux_names}  # as simple_bind
     given = {k: tuple(int(d) for d in v) for k, v in shapes.items()}
     first = GraphInference(graph, SHAPE, given)
     first.run()

@@ -138,3 +138,14 @@ def test_bad_parameters():
     q = get_op("Crop").parse_params({"num_args": "2", "offset": "(1, 1)",
                                      "center_crop": "True"})
     assert (q.num_args, q.offset, q.center_crop) == (2, (1, 1), True)
+
+
+@pytest.mark.parametrize("mode", ["constant", "edge", "reflect"])
+def test_pad_random_widths_match_numpy(mode):
+    rng = np.random.RandomState(5)
+    for _ in range(10):
+        shape = tuple(rng.randint(2, 6, rng.randint(1, 5)))
+        pw = tuple(int(rng.randint(0, n)) for n in shape for _ in range(2))
+        x = rng.standard_normal(shape).astype(np.float32)
+        got = mx.nd.Pad(mx.nd.array(x), mode=mode, pad_width=pw, constant_value=0.5).asnumpy()
+        np.testing.assert_array_equal(got, _ref_pad(x, mode, pw, 0.5).astype(np.float32))

@@ -49,14 +49,33 @@ def _pad_infer_shape(p, in_shapes):
 
 
 def _pad_forward(ctx, p, inputs, aux, outputs, is_train):
-    xp, x = ctx.xp, inputs[0]
+    xp, x, out = ctx.xp, inputs[0], outputs[0]
     pairs = _pairs(p, x.ndim)
+    center = [slice(b, b + n) for (b, _), n in zip(pairs, x.shape)]
     if p.mode == "constant":
-        out = outputs[0]
         out.fill(p.constant_value)
-        out[tuple(slice(b, b + n) for (b, _), n in zip(pairs, x.shape))] = x
-    else:
-        outputs[0][...] = xp.pad(x, pairs, mode=p.mode)
+        out[tuple(center)] = x
+        return
+    # copy x into the middle, then fill the borders axis by axis from what is already there
+    # (axes done so far span their full padded extent), writing straight into the output
+    out[tuple(center)] = x
+    for axis, ((before, after), n) in enumerate(zip(pairs, x.shape)):
+        region = list(center)
+        region[:axis] = [slice(None)] * axis
+
+        def at(start, stop):
+            return tuple(region[:axis] + [slice(start, stop)] + region[axis + 1:])
+        if p.mode == "edge":
+            if before:
+                out[at(0, before)] = out[at(before, before + 1)]
+            if after:
+                out[at(before + n, None)] = out[at(before + n - 1, before + n)]
+        else:       # reflect: position before-k copies k, before+n-1+k copies n-1-k
+            if before:
+                out[at(0, before)] = xp.flip(out[at(before + 1, 2 * before + 1)], axis)
+            if after:
+                out[at(before + n, None)] = xp.flip(out[at(before + n - 1 - after,
+                                                              before + n - 1)], axis)
 
 
 def _pad_backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):

@@ -13,7 +13,8 @@ GEMMs and real MXNet 1.9.1 in the same run.
 
 MXNet runs in a subprocess with its own interpreter (HYBRIDNET_MXNET_PYTHON, default
 /tmp/mxref/bin/python) and OMP_NUM_THREADS=2; without it the MXNet column is skipped. Every
-number is the best of several repeats (the machines this runs on are shared).
+number is the best of several repeats, and the two frameworks take turns (``--quick``: one
+turn), so load from other processes on a shared machine hits both alike.
 
     python benchmark/ops.py [--quick]
 """
@@ -181,25 +182,42 @@ def _ms(t) -> str:
 
 
 # ---- sections ---------------------------------------------------------------------------------
-def fc_section(repeat: int) -> None:
+def _rounds(measure_ours, mx_layers, repeat: int, rounds: int):
+    """Alternate our measurements and MXNet's ``rounds`` times and keep the best of each, so
+    load from other processes on a shared machine hits both sides alike."""
+    ours, theirs, note = None, None, ""
+    for _ in range(rounds):
+        got = measure_ours()
+        ours = got if ours is None else [tuple(min(a, b) for a, b in zip(r, g))
+                                         for r, g in zip(ours, got)]
+        mxt, note = mxnet_times(mx_layers, repeat)
+        if mxt is not None:
+            theirs = mxt if theirs is None else [min(a, b) for a, b in zip(theirs, mxt)]
+    return ours, theirs, note
+
+
+def fc_section(repeat: int, rounds: int) -> None:
     rng = np.random.RandomState(0)
-    rows, mx_layers = [], []
+    layers, mx_layers = [], []
     for batch in FC_BATCHES:
         for n_in, n_out in zip(FC_SIZES[:-1], FC_SIZES[1:]):
             params = {"num_hidden": n_out}
             arrays = _layer_inputs("FullyConnected", (batch, n_in), params, rng)
-            gemm = numpy_fc_gemms(arrays, repeat)
-            op_t = hybridnet_op("FullyConnected", arrays, params, repeat)
-            eager = hybridnet_eager("FullyConnected", arrays, params, repeat)
-            flops = 6.0 * batch * n_in * n_out
-            rows.append((f"batch {batch:4d} {n_in:4d}->{n_out:<4d}", gemm, op_t, eager, flops))
+            layers.append((f"batch {batch:4d} {n_in:4d}->{n_out:<4d}", arrays, params,
+                           6.0 * batch * n_in * n_out))
             mx_layers.append(("FullyConnected", [a.shape for a in arrays], params))
-    mxt, note = mxnet_times(mx_layers, repeat)
+
+    def measure():
+        return [(numpy_fc_gemms(arrays, repeat),
+                 hybridnet_op("FullyConnected", arrays, params, repeat),
+                 hybridnet_eager("FullyConnected", arrays, params, repeat))
+                for _, arrays, params, _ in layers]
+    ours, mxt, note = _rounds(measure, mx_layers, repeat, rounds)
     print("FullyConnected forward + backward (ms; 'of GEMM' = numpy GEMM time / ours)")
     print(f"{'layer':<24}{'numpy GEMMs':>12}{'op':>10}{'of GEMM':>9}{'GFLOP/s':>9}"
           f"{'eager':>10}{'of GEMM':>9}{'MXNet':>10}")
     tot = np.zeros(4)
-    for i, (name, gemm, op_t, eager, flops) in enumerate(rows):
+    for i, ((name, _, _, flops), (gemm, op_t, eager)) in enumerate(zip(layers, ours)):
         m = mxt[i] if mxt else None
         print(f"{name:<24}{_ms(gemm):>12}{_ms(op_t):>10}{gemm / op_t:>8.0%} "
               f"{flops / op_t / 1e9:>8.1f}{_ms(eager):>10}{gemm / eager:>8.0%} {_ms(m):>9}")
@@ -211,19 +229,20 @@ def fc_section(repeat: int) -> None:
     print()
 
 
-def conv_pool_section(repeat: int) -> None:
+def conv_pool_section(repeat: int, rounds: int) -> None:
     rng = np.random.RandomState(0)
-    rows, mx_layers = [], []
-    for name, op, shape, params in CONV_LAYERS:
-        arrays = _layer_inputs(op, shape, params, rng)
-        rows.append((name, hybridnet_eager(op, arrays, params, repeat),
-                     hybridnet_op(op, arrays, params, repeat)))
-        mx_layers.append((op, [a.shape for a in arrays], params))
-    mxt, note = mxnet_times(mx_layers, repeat)
+    layers = [(name, op, _layer_inputs(op, shape, params, rng), params)
+              for name, op, shape, params in CONV_LAYERS]
+    mx_layers = [(op, [a.shape for a in arrays], params) for _, op, arrays, params in layers]
+
+    def measure():
+        return [(hybridnet_eager(op, arrays, params, repeat),
+                 hybridnet_op(op, arrays, params, repeat)) for _, op, arrays, params in layers]
+    ours, mxt, note = _rounds(measure, mx_layers, repeat, rounds)
     print("AlexNet-R convolution + pooling forward + backward, batch 128 (ms)")
     print(f"{'layer':<22}{'hybridnet':>10}{'(op only)':>10}{'MXNet':>10}{'ratio':>8}")
     tot = np.zeros(3)
-    for i, (name, eager, op_t) in enumerate(rows):
+    for i, ((name, _, _, _), (eager, op_t)) in enumerate(zip(layers, ours)):
         m = mxt[i] if mxt else None
         ratio = f"{eager / m:>7.2f}x" if m else f"{'-':>8}"
         print(f"{name:<22}{_ms(eager):>10}{_ms(op_t):>10}{_ms(m):>10}{ratio}")
@@ -237,15 +256,18 @@ def conv_pool_section(repeat: int) -> None:
 
 
 # Sections run in order. HOOK: the LSTM benchmark (RNN operator) adds its section function
-# -- ``def lstm_section(repeat: int) -> None`` printing its own table -- to this list.
+# -- ``def lstm_section(repeat: int, rounds: int) -> None`` printing its own table -- to this
+# list (``_rounds`` alternates its measurements with MXNet's).
 SECTIONS = [fc_section, conv_pool_section]
 
 
 def main() -> None:
-    repeat = 3 if "--quick" in sys.argv else 7
-    print(f"hybridnet {mx.__version__}, numpy {np.__version__}, {os.cpu_count()} CPUs\n")
+    quick = "--quick" in sys.argv
+    repeat, rounds = (3, 1) if quick else (5, 3)
+    print(f"hybridnet {mx.__version__}, numpy {np.__version__}, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f}\n")
     for section in SECTIONS:
-        section(repeat)
+        section(repeat, rounds)
 
 
 if __name__ == "__main__":

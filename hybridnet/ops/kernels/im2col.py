@@ -143,7 +143,8 @@ def col2im(xp, col, dx, geo: tuple, out_sp: tuple) -> None:
 
 def _tap_slices(geo, out_sp, i, j, k):
     """The strided slices of the padded input that kernel tap (i, j, k) reads."""
-    kd, kh, kw, sd, sh, sw, pd, ph, pw, dd, dh, dw = geo
+    sd, sh, sw = geo[3:6]
+    dd, dh, dw = geo[9:12]
     od, oh, ow = out_sp
     return (slice(None), slice(None),
             slice(i * dd, i * dd + sd * (od - 1) + 1, sd),

@@ -5,7 +5,8 @@ then each framework, in its own subprocess, reads it with the usual training pip
 resize the shorter side to 256, random 224x224 crop, random mirror, mean/std normalisation,
 float32 NCHW batches of 32, ``preprocess_threads=2``. The frameworks take turns for
 ``--rounds`` rounds of ``--epochs`` epochs each and the best epoch of each counts (the first also
-warms up numba's cache), so a busy machine hurts both alike. MXNet runs in its own venv
+warms up numba's cache), so a busy machine hurts both alike; CPU time per image is printed too
+(less sensitive to other load). MXNet runs in its own venv
 (HYBRIDNET_MXNET_PYTHON, default /tmp/mxref/bin/python). Target: hybridnet >= 0.7x MXNet.
 
     python benchmark/image_pipeline.py [--images 512] [--threads 2] [--epochs 2] [--rounds 3]
@@ -35,17 +36,19 @@ import json, sys, time
 args = json.loads(sys.argv[1])
 epochs = args.pop("epochs")
 it = mx.io.ImageRecordIter(**args)
-best = float("inf")
+best, best_cpu = float("inf"), float("inf")
 count = 0
 for _ in range(epochs):
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     count = 0
     for batch in it:
         batch.data[0].wait_to_read()
         count += batch.data[0].shape[0] - batch.pad
     best = min(best, time.perf_counter() - t)
+    best_cpu = min(best_cpu, time.process_time() - c)
     it.reset()
-print(json.dumps({"images_per_s": count / best, "seconds": best, "images": count}))
+print(json.dumps({"images_per_s": count / best, "seconds": best, "images": count,
+                  "cpu_ms_per_image": best_cpu / count * 1e3}))
 """
 
 
@@ -115,7 +118,7 @@ def main() -> None:
     for name, r in results.items():
         if r:
             print(f"{name:<10} {r['images_per_s']:8.1f} images/s  ({r['images']} images in "
-                  f"{r['seconds']:.2f} s)")
+                  f"{r['seconds']:.2f} s; {r['cpu_ms_per_image']:.2f} ms of CPU per image)")
     hn, ref = results.get("hybridnet"), results.get("mxnet")
     if hn and ref:
         ratio = hn["images_per_s"] / ref["images_per_s"]

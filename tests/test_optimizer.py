@@ -532,3 +532,16 @@ def test_loads_mxnet_states_with_optimizer():
     updater(0, g, w_loaded)
     np.testing.assert_allclose(w_loaded.asnumpy(), w_ours.asnumpy(), rtol=1e-5, atol=1e-6)
     assert "learning_rate" in opt.to_spec()["params"]
+
+
+def test_numba_kernels_keep_nan_and_zero_division_like_numpy():
+    """A NaN gradient stays NaN (no silent clipping), and a zero denominator gives inf/nan
+    instead of raising inside an engine task, as the numpy path and MXNet do."""
+    from hybridnet.ops.kernels import optimizer as kernels
+    w = np.ones(4, np.float32)
+    g = np.array([np.nan, 1, 1, 1], np.float32)
+    kernels.sgd(w, g, w, 0.1, 0.0, 1.0, -1.0)
+    assert np.isnan(w[0]) and w[1] == np.float32(0.9)
+    w, n = np.ones(2, np.float32), np.zeros(2, np.float32)
+    kernels.rmsprop(w, np.zeros(2, np.float32), n, w, 0.1, 0.9, 0.0, 0.0, 1.0, -1.0, -1.0)
+    assert np.isnan(w).all()                     # 0 / sqrt(0): nan, as numpy gives

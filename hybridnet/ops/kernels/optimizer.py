@@ -14,7 +14,10 @@ import numpy as np
 
 __all__ = ["sgd", "sgd_mom", "nag_mom", "adam", "rmsprop", "rmspropalex", "adagrad"]
 
-_FLAGS = dict(nogil=True, cache=True, fastmath=True)
+# error_model="numpy": x / 0 gives inf/nan like numpy (and MXNet) instead of raising
+# fastmath without nnan/ninf: the +inf "no clipping" bound and NaN gradients stay well defined
+_FLAGS = dict(nogil=True, cache=True, error_model="numpy",
+              fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
 
 
 @numba.njit(**_FLAGS)

@@ -3,7 +3,8 @@
 1. Forward + backward of FCN-R (784-2048-4096-1024-10, batch 64) and AlexNet-R (batch 128,
    3x32x32 input; conv 5x5 32/32/64 pad 2, each followed by relu and 3x3/2 max pooling; FC 10;
    SoftmaxOutput) through ``simple_bind`` executors, against calling the same registry kernels
-   directly in a Python loop over preallocated numpy buffers (target: overhead <= 10%).
+   directly in a Python loop over preallocated numpy buffers (target: overhead <= 10%), in
+   wall time and in CPU time of the process (steadier on a shared machine).
    With real MXNet 1.9.1 available (HYBRIDNET_MXNET_PYTHON, default /tmp/mxref/bin/python),
    its executor is timed on the same nets in a subprocess for reference.
 2. Planned vs naive (one buffer per array) memory of AlexNet-R training (target <= 60%).
@@ -108,9 +109,10 @@ class DirectLoop:
             fn(octx, p, og, ins, outs, [], ig, req)
 
 
-def interleaved(exe, loop, repeat):
+def interleaved(exe, loop, repeat, clock):
     """Best times of the executor and of the direct loop, measured alternately (a busy
-    machine slows both alike)."""
+    machine slows both alike). ``clock``: time.perf_counter (wall) or time.process_time (CPU
+    seconds of this process, all threads: steadier when other programs share the machine)."""
     def step():
         exe.forward(is_train=True)
         exe.backward()
@@ -119,12 +121,12 @@ def interleaved(exe, loop, repeat):
     loop.run()
     t_exe = t_loop = float("inf")
     for _ in range(repeat):
-        t = time.perf_counter()
+        t = clock()
         step()
-        t_exe = min(t_exe, time.perf_counter() - t)
-        t = time.perf_counter()
+        t_exe = min(t_exe, clock() - t)
+        t = clock()
         loop.run()
-        t_loop = min(t_loop, time.perf_counter() - t)
+        t_loop = min(t_loop, clock() - t)
     return t_exe, t_loop
 
 
@@ -194,18 +196,18 @@ def main():
     args = parser.parse_args()
     repeat = 3 if args.quick else 10
     print(f"{'net':<10} {'executor ms':>12} {'direct loop ms':>15} {'overhead':>9} "
-          f"{'MXNet ms':>9}")
+          f"{'CPU overhead':>13} {'MXNet ms':>9}")
     results = {}
     for name, (layers, shape) in NETS.items():
         exe = bind(layers, shape)
         loop = DirectLoop(exe, layers, shape)
         diff = check_same_result(exe, loop)
-        t_exe, t_loop = interleaved(exe, loop, repeat)
+        t_exe, t_loop = interleaved(exe, loop, repeat, time.perf_counter)
+        c_exe, c_loop = interleaved(exe, loop, repeat, time.process_time)
         t_mx = None if args.no_mxnet else time_mxnet(layers, shape, repeat)
-        overhead = t_exe / t_loop - 1
         mx_txt = f"{t_mx * 1e3:9.1f}" if t_mx else f"{'n/a':>9}"
-        print(f"{name:<10} {t_exe * 1e3:12.1f} {t_loop * 1e3:15.1f} {overhead:9.1%} {mx_txt}"
-              f"   (max |grad diff| vs loop {diff:.1e})")
+        print(f"{name:<10} {t_exe * 1e3:12.1f} {t_loop * 1e3:15.1f} {t_exe / t_loop - 1:9.1%} "
+              f"{c_exe / c_loop - 1:13.1%} {mx_txt}   (max |grad diff| vs loop {diff:.1e})")
         results[name] = exe
     planned, naive = memory_report(results["AlexNet-R"])
     print(f"\nAlexNet-R training memory: planned {planned / 2**20:.1f} MiB vs naive "

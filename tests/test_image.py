@@ -278,7 +278,7 @@ def test_color_jitter_kernel_matches_numpy():
     x = img.astype(np.float64) * b
     x = x * c + (1 - c) * (x @ [0.299, 0.587, 0.114]).mean()
     x = x * s + ((x @ [0.299, 0.587, 0.114]) * (1 - s))[..., None]
-    want = np.clip(np.floor(x + 0.5), 0, 255)
+    want = np.clip(np.rint(x), 0, 255)
     np.testing.assert_array_equal(kernels.color_jitter(img, b, c, s), want)
 
 
@@ -290,3 +290,19 @@ def test_warp_affine_identity_translation_and_fill():
     assert (shifted[0] == 255).all() and (shifted[:, :2] == 255).all()
     np.testing.assert_array_equal(kernels.pad_constant(img, 2, 7),
                                   np.pad(img, ((2, 2), (2, 2), (0, 0)), constant_values=7))
+
+
+def test_hls_jitter_kernel_matches_colorsys_in_8_bit_hls():
+    import colorsys
+    img = np.random.RandomState(12).randint(0, 256, (6, 9, 3)).astype(np.uint8)
+    for dh, dl, ds in ((0, 0, 0), (25, -10, 40), (-170, 30, -255)):
+        want = np.empty_like(img)
+        for idx in np.ndindex(img.shape[:2]):
+            h, l_, s = colorsys.rgb_to_hls(*(img[idx] / 255.0))
+            h8 = min(max(round(h * 180) + dh, 0), 180)
+            l8 = min(max(round(l_ * 255) + dl, 0), 255)
+            s8 = min(max(round(s * 255) + ds, 0), 255)
+            rgb = colorsys.hls_to_rgb((h8 / 180.0) % 1.0, l8 / 255.0, s8 / 255.0)
+            want[idx] = np.clip(np.rint(np.array(rgb) * 255), 0, 255)
+        got = kernels.hls_jitter(img, dh, dl, ds)
+        assert np.abs(got.astype(int) - want).max() <= 1

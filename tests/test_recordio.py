@@ -262,6 +262,7 @@ def test_reset_mid_epoch_starts_over():
 def test_random_augmentation_is_repeatable_and_plausible():
     kw = dict(rand_crop=True, rand_mirror=True, resize=20, max_rotate_angle=15,
               brightness=0.3, contrast=0.3, saturation=0.3, pca_noise=0.1, pad=2,
+              random_h=20, random_s=30, random_l=30,
               max_random_contrast=0.2, max_random_illumination=5, seed_aug=3)
     runs = [np.concatenate([b.data[0].asnumpy() for b in make_iter("center", **kw)])
             for _ in range(2)]
@@ -323,8 +324,8 @@ def test_labels_from_an_image_list(tmp_path):
 def test_parameter_errors():
     with pytest.raises(ParamError, match="unknown parameter.*bogus"):
         make_iter("center", bogus=1)
-    with pytest.raises(ParamError, match="random_h .*not supported"):
-        make_iter("center", random_h=10)
+    with pytest.raises(ParamError, match="aug_seq='det_aug_default' is not supported"):
+        make_iter("center", aug_seq="det_aug_default")
     with pytest.raises(ParamError, match="path_imgrec is required"):
         mx.io.ImageRecordIter(data_shape=(3, 4, 4), batch_size=2)
     with pytest.raises(ParamError, match=r"data_shape must be \(channels, height, width\)"):

@@ -7,7 +7,7 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["to_chw", "warp_affine", "color_jitter", "pad_constant"]
+__all__ = ["to_chw", "warp_affine", "color_jitter", "hls_jitter", "pad_constant"]
 
 
 @numba.njit(nogil=True, cache=True)
@@ -96,7 +96,7 @@ def warp_affine(src: np.ndarray, matrix: np.ndarray, width: int, height: int,
 
 @numba.njit(nogil=True, cache=True)
 def _saturate_u8(v):
-    q = int(math.floor(v + 0.5))
+    q = int(round(v))            # half to even, like OpenCV's saturate_cast
     return 0 if q < 0 else (255 if q > 255 else q)
 
 
@@ -137,6 +137,59 @@ def color_jitter(img: np.ndarray, brightness: float, contrast: float,
     out = np.empty_like(img)
     _color_jitter(np.ascontiguousarray(img), float(brightness), float(contrast),
                   float(saturation), out)
+    return out
+
+
+@numba.njit(nogil=True, cache=True)
+def _hls_jitter(img, dh, dl, ds, out):
+    h, w, _ = img.shape
+    sector_of = ((1, 3, 0), (1, 0, 2), (3, 0, 1), (0, 2, 1), (0, 1, 3), (2, 1, 0))
+    tab = np.empty(4)
+    for i in range(h):
+        for j in range(w):
+            r, g, b = img[i, j, 0] / 255.0, img[i, j, 1] / 255.0, img[i, j, 2] / 255.0
+            vmax, vmin = max(r, g, b), min(r, g, b)
+            diff = vmax - vmin
+            light = (vmax + vmin) / 2
+            hue = sat = 0.0
+            if diff > 1.1920929e-07:
+                sat = diff / (vmax + vmin) if light < 0.5 else diff / (2 - vmax - vmin)
+                if vmax == r:
+                    hue = (g - b) * 60 / diff
+                elif vmax == g:
+                    hue = (b - r) * 60 / diff + 120
+                else:
+                    hue = (r - g) * 60 / diff + 240
+                if hue < 0:
+                    hue += 360
+            # OpenCV's 8-bit HLS: H in [0, 180], L and S in [0, 255]; jitter, then clamp
+            hh = min(max(int(round(hue / 2)) + dh, 0), 180) * 2.0
+            ll = min(max(int(round(light * 255)) + dl, 0), 255) / 255.0
+            ss = min(max(int(round(sat * 255)) + ds, 0), 255) / 255.0
+            if ss == 0:
+                out[i, j, 0] = out[i, j, 1] = out[i, j, 2] = _saturate_u8(ll * 255)
+                continue
+            p2 = ll * (1 + ss) if ll <= 0.5 else ll + ss - ll * ss
+            p1 = 2 * ll - p2
+            hh /= 60.0
+            if hh >= 6:
+                hh -= 6
+            sector = int(math.floor(hh))
+            frac = hh - sector
+            tab[0], tab[1] = p2, p1
+            tab[2] = p1 + (p2 - p1) * (1 - frac)
+            tab[3] = p1 + (p2 - p1) * frac
+            bi, gi, ri = sector_of[sector]
+            out[i, j, 0] = _saturate_u8(tab[ri] * 255)
+            out[i, j, 1] = _saturate_u8(tab[gi] * 255)
+            out[i, j, 2] = _saturate_u8(tab[bi] * 255)
+
+
+def hls_jitter(img: np.ndarray, dh: int, dl: int, ds: int) -> np.ndarray:
+    """Shift an RGB uint8 image's hue, lightness and saturation in OpenCV's 8-bit HLS space
+    (H in [0, 180], L and S in [0, 255], each clamped after the shift), and convert back."""
+    out = np.empty_like(img)
+    _hls_jitter(np.ascontiguousarray(img), int(dh), int(dl), int(ds), out)
     return out
 
 

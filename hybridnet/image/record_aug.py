@@ -4,7 +4,8 @@ its normaliser, on numpy arrays, one image at a time, safe to run in several thr
 Order (as MXNet 1.9): resize the shorter side (``resize``) -> either ``random_resized_crop`` or
 [affine warp (rotate, shear, random scale, aspect ratio) -> ``pad`` -> crop (random when
 ``rand_crop``, else centre; ``min/max_crop_size`` crop a random square and resize it)] ->
-colour jitter (brightness, contrast, saturation) -> PCA noise -> mirror (``mirror`` or
+HSL jitter (``random_h/s/l``, OpenCV's 8-bit HLS) -> colour jitter (brightness, contrast,
+saturation) -> PCA noise -> mirror (``mirror`` or
 ``rand_mirror``) and ``(pixel - mean) * scale / std`` written channel-first into the batch.
 
 Without random options the result equals MXNet's batch pixel for pixel (decode and resize are
@@ -31,6 +32,7 @@ AUG_DEFAULTS = {
     "max_crop_size": -1, "min_crop_size": -1, "max_random_scale": 1.0, "min_random_scale": 1.0,
     "max_random_area": 1.0, "min_random_area": 1.0, "max_img_size": 1e10, "min_img_size": 0.0,
     "brightness": 0.0, "contrast": 0.0, "saturation": 0.0, "pca_noise": 0.0,
+    "random_h": 0, "random_s": 0, "random_l": 0,
     "fill_value": 255, "inter_method": 1, "pad": 0,
 }
 NORM_DEFAULTS = {
@@ -83,10 +85,12 @@ class RecordAugmenter:
                         or (a["max_aspect_ratio"] != 0.0 and not a["random_resized_crop"])
                         or a["max_img_size"] != 1e10 or a["min_img_size"] != 0.0)
         self._jitter = a["brightness"] > 0 or a["contrast"] > 0 or a["saturation"] > 0
+        self._hls = a["random_h"] != 0 or a["random_s"] != 0 or a["random_l"] != 0
         self._plain_crop = (not a["random_resized_crop"] and not self._affine and a["pad"] <= 0
                             and a["max_crop_size"] == -1 and a["min_crop_size"] == -1)
         self.needs_rng = (a["rand_crop"] or a["random_resized_crop"] or self._affine
-                          or self._jitter or a["pca_noise"] > 0 or self.norm["rand_mirror"]
+                          or self._jitter or self._hls or a["pca_noise"] > 0
+                          or self.norm["rand_mirror"]
                           or self.norm["max_random_contrast"] > 0
                           or self.norm["max_random_illumination"] > 0
                           or a["inter_method"] == 10 or a["max_crop_size"] != -1)
@@ -149,6 +153,12 @@ class RecordAugmenter:
 
     def _colour(self, img: np.ndarray, rng) -> np.ndarray:
         a = self.aug
+        if self._hls:
+            if img.shape[2] != 3:
+                raise HybridNetError("random_h/s/l need 3-channel images (data_shape[0] == 3)")
+            dh, ds, dl = (int(rng.random() * v * 2 - v)
+                          for v in (a["random_h"], a["random_s"], a["random_l"]))
+            img = kernels.hls_jitter(img, dh, dl, ds)
         if self._jitter:
             img = self._color_jitter(img, rng)
         if a["pca_noise"] > 0:

@@ -17,8 +17,8 @@ Differences from MXNet (improvements unless noted):
 * with ``round_batch=False`` the last batch's padding is zeros and ``pad`` reports it (MXNet
   leaves stale data and reports ``pad=0``); ``index`` holds the records' ids (MXNet: zeros);
 * random augmentations draw from per-sample generators, so runs repeat exactly, but the draws
-  differ from MXNet's; ``random_h/s/l`` (HSL jitter) and ``aug_seq`` other than
-  ``'aug_default'`` are not supported.
+  differ from MXNet's; ``aug_seq`` other than ``'aug_default'`` is not supported;
+* an unknown parameter is an error (MXNet silently ignores it, hiding typos).
 """
 from __future__ import annotations
 
@@ -49,7 +49,6 @@ ITER_DEFAULTS = {
     "verbose": True, "ctx": "gpu", "device_id": 0, "shuffle_chunk_size": 0,
     "shuffle_chunk_seed": 0, "aug_seq": "aug_default",
 }
-_UNSUPPORTED = ("random_h", "random_s", "random_l")
 _DTYPES = ("float32", "float16", "float64", "uint8", "int8")
 
 
@@ -82,11 +81,7 @@ def _coerce(name: str, value, default):
 
 def _parse_params(kwargs: dict, what: str) -> dict:
     known = dict(ITER_DEFAULTS, **AUG_DEFAULTS, **NORM_DEFAULTS)
-    for name in _UNSUPPORTED:
-        if kwargs.get(name):
-            raise ParamError(f"{what}: {name} (HSL colour jitter) is not supported by hybridnet; "
-                             f"use brightness, contrast and saturation instead")
-    unknown = sorted(set(kwargs) - set(known) - set(_UNSUPPORTED))
+    unknown = sorted(set(kwargs) - set(known))
     if unknown:
         raise ParamError(f"{what}: unknown parameter(s) {', '.join(unknown)}; known: "
                          f"{', '.join(sorted(known))}")
@@ -192,7 +187,7 @@ class ImageRecordIter(DataIter):
         Augmentation: resize (-1), rand_crop, random_resized_crop, rand_mirror, mirror,
             max_rotate_angle, rotate, max_aspect_ratio, min_aspect_ratio, max_shear_ratio,
             min/max_random_scale, min/max_random_area, min/max_crop_size, min/max_img_size,
-            brightness, contrast, saturation, pca_noise, pad, fill_value (255),
+            brightness, contrast, saturation, random_h/s/l, pca_noise, pad, fill_value (255),
             inter_method (1 = bilinear), seed_aug.
         Normalisation: mean_r/g/b/a, std_r/g/b/a, mean_img (an nd.save file; created from the
             data when missing), scale, max_random_contrast, max_random_illumination;

@@ -42,3 +42,7 @@ __all__ = ["base", "config", "context", "engine", "ops", "autograd", "ndarray", 
            "HybridNetError", "MXNetError", "random", "rnd", "lr_scheduler", "optimizer",
            "initializer", "init", "metric", "kvstore", "kv", "callback",
            "monitor", "mon", "profiler", "visualization", "viz", "io", "recordio", "image", "img"]
+
+# As in MXNet: a process started with DMLC_ROLE=server|scheduler runs that role here and exits.
+from .kvstore.dist.role import run_role_at_import as _run_role_at_import  # noqa: E402
+_run_role_at_import()

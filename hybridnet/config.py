@@ -143,9 +143,10 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
             "'full': HMAC-SHA256 over header and array bytes; 'header': over the header only "
             "(it binds sizes, command, sender and sequence number; faster for big arrays)"),
     Setting("HYBRIDNET_KVSTORE_HEARTBEAT_INTERVAL", _float, 1.0,
-            "seconds between heartbeats from every node to the scheduler"),
+            "seconds between ZMTP heartbeats on every connection of a distributed job"),
     Setting("HYBRIDNET_KVSTORE_HEARTBEAT_TIMEOUT", _float, 15.0,
-            "seconds without a heartbeat after which a node is declared dead and the job stops"),
+            "seconds after which a node whose connection died (or stopped answering "
+            "heartbeats) is declared dead and the job stops"),
     Setting("HYBRIDNET_KVSTORE_RENDEZVOUS_TIMEOUT", _float, 30.0,
             "seconds the scheduler waits for every node to register before stopping the job"),
     Setting("HYBRIDNET_KVSTORE_STALL_WARN", _float, 60.0,

@@ -236,8 +236,7 @@ def main() -> None:
     name = sys.argv[1]
     args = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
     import hybridnet as mx
-    from hybridnet.kvstore.dist import create_dist
-    kv = create_dist(args.pop("type", "dist_sync"))
+    kv = mx.kv.create(args.pop("type", "dist_sync"))
     result = globals()[f"scenario_{name}"](kv, mx, **args)
     sys.stdout.flush()
     # one write: workers under the launcher share one stdout

@@ -16,7 +16,7 @@ from hybridnet.kvstore.dist import states as dist_states
 from hybridnet.kvstore.dist.compression import TwoBitCompression, packed_size
 from hybridnet.kvstore.dist.worker import KVStoreDist
 
-from dist_helpers import REPO, SCENARIOS, Cluster, clean_env
+from dist_helpers import FAST, REPO, SCENARIOS, Cluster, clean_env
 from dist_scenarios import (COMPRESSION_KEYS, COMPRESSION_T, SGD_KEYS, SUM_KEYS, digest, grad,
                             initial, sgd_optimizer)
 
@@ -204,8 +204,7 @@ def test_uneven_batch_counts_finish(tmp_path):
     with worker 1 alone, and the whole job exits 0 (MXNet hangs here, #7888)."""
     proc = subprocess.run(
         [sys.executable, "-m", "hybridnet.launch", "-n", "2", "-s", "1",
-         "--env", "HYBRIDNET_KVSTORE_HEARTBEAT_TIMEOUT=2",
-         "--env", "HYBRIDNET_KVSTORE_HEARTBEAT_INTERVAL=0.3",
+         *[x for k, v in FAST.items() for x in ("--env", f"{k}={v}")],
          sys.executable, str(SCENARIOS), "uneven", "{}"],
         env=clean_env(), capture_output=True, text=True, timeout=90)
     assert proc.returncode == 0, proc.stderr[-3000:]

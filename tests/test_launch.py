@@ -18,6 +18,8 @@ from dist_helpers import FAST, SCENARIOS, clean_env, processes_with_env
 
 FIXTURES = Path(__file__).with_name("fixtures")
 T = float(FAST["HYBRIDNET_KVSTORE_HEARTBEAT_TIMEOUT"])
+# Remote-exec starts two Pythons per node (the --remote-child wrapper, then the node).
+SLOW_START = ["--env", "HYBRIDNET_KVSTORE_RENDEZVOUS_TIMEOUT=30"]
 
 
 class Launch:
@@ -146,8 +148,8 @@ def test_remote_exec_path_with_hostnames_and_the_verbose_table(tmp_path):
     run = Launch(tmp_path, ["--launcher", "ssh", "-H", str(hostfile),
                             "--remote-exec", "env HN_REMOTE_HOST={host}",
                             "--remote-python", sys.executable,
-                            "--scheduler-host", "127.0.0.1", "--env", "HYBRIDNET_VERBOSE=1"],
-                 "uneven", {})
+                            "--scheduler-host", "127.0.0.1", "--env", "HYBRIDNET_VERBOSE=1",
+                            *SLOW_START], "uneven", {})
     assert run.wait(90) == 0, run.err[-3000:]
     assert [r["seen"][-1] for r in run.results()] == [3.0, 2.0]
     golden = (FIXTURES / "dist_verbose1.txt").read_text().splitlines()
@@ -163,8 +165,8 @@ def test_remote_children_die_with_their_connection(tmp_path):
     hostfile.write_text("127.0.0.1\n")
     run = Launch(tmp_path, ["--launcher", "ssh", "-H", str(hostfile),
                             "--remote-exec", "env HN_REMOTE_HOST={host}",
-                            "--remote-python", sys.executable, "--scheduler-host", "127.0.0.1"],
-                 "train", {})
+                            "--remote-python", sys.executable, "--scheduler-host", "127.0.0.1",
+                            *SLOW_START], "train", {})
     run.wait_for("step 3")
     run.proc.kill()
     run.proc.wait()
@@ -263,7 +265,8 @@ def _netns_launch(tmp_path, scenario, sargs):
     return Launch(tmp_path, ["--launcher", "ssh", "-H", str(hostfile),
                              "--remote-exec", "ip netns exec {host}",
                              "--remote-python", sys.executable,
-                             "--scheduler-host", "10.77.0.1", "--env", "HYBRIDNET_VERBOSE=1"],
+                             "--scheduler-host", "10.77.0.1", "--env", "HYBRIDNET_VERBOSE=1",
+                             *SLOW_START],
                   scenario, sargs, servers=2)
 
 
@@ -288,3 +291,19 @@ def test_silent_partition_is_detected(tmp_path, namespaces):
     code = run.wait(T + 10)
     assert code != 0 and time.monotonic() - t0 <= T + 5
     assert re.search(r"rank \d at 10\.77\.0\.3:\d+.*presumed dead", run.err)
+
+
+def test_import_runs_the_role_like_mxnet(tmp_path):
+    """``import hybridnet`` with DMLC_ROLE=scheduler runs the scheduler and never returns to
+    user code (here it stops after its 1 s rendezvous timeout, as nobody joins)."""
+    from dist_helpers import job_env
+    env = job_env(1, 1, DMLC_ROLE="scheduler", HYBRIDNET_KVSTORE_RENDEZVOUS_TIMEOUT="1")
+    script = "import hybridnet; print('user code ran')"
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 1 and "user code ran" not in proc.stdout
+    assert "rendezvous timed out after" in proc.stderr and "missing server rank 0" in proc.stderr
+    env["HYBRIDNET_KVSTORE_ROLE_AT_IMPORT"] = "0"
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and "user code ran" in proc.stdout

@@ -8,17 +8,17 @@ import hybridnet as mx
 from hybridnet import lr_scheduler as lrs
 
 with open(os.path.join(os.path.dirname(__file__), "fixtures", "lr_scheduler.json")) as _f:
-    CASES = json.load(_f)
+    SCHEDULES = json.load(_f)
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c['class']}-{sorted(c['params'])}")
+@pytest.mark.parametrize("case", SCHEDULES, ids=lambda c: f"{c['class']}-{sorted(c['params'])}")
 def test_matches_mxnet(case):
     sched = getattr(mx.lr_scheduler, case["class"])(**case["params"])
     got = [sched(n) for n in range(len(case["lrs"]))]
     assert got == pytest.approx(case["lrs"], rel=1e-12, abs=1e-15)
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c['class']}-{sorted(c['params'])}")
+@pytest.mark.parametrize("case", SCHEDULES, ids=lambda c: f"{c['class']}-{sorted(c['params'])}")
 def test_spec_round_trip(case):
     sched = getattr(mx.lr_scheduler, case["class"])(**case["params"])
     back = lrs.from_spec(json.loads(json.dumps(sched.to_spec())))

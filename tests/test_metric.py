@@ -13,7 +13,7 @@ FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 INPUTS = np.load(os.path.join(FIXTURES, "metric.npz"))
 with open(os.path.join(FIXTURES, "metric.json")) as _f:
     RESULTS = json.load(_f)
-CASES = [r for r in RESULTS if "steps" in r]
+METRIC_CASES = [r for r in RESULTS if "steps" in r]
 
 
 def batch(kind, b, as_numpy=False):
@@ -33,7 +33,7 @@ def assert_same(got, want):
 
 
 @pytest.mark.parametrize("as_numpy", [False, True], ids=["ndarray", "numpy"])
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c['name']}-{c['kwargs']}-{c['kind']}")
+@pytest.mark.parametrize("case", METRIC_CASES, ids=lambda c: f"{c['name']}-{c['kwargs']}-{c['kind']}")
 def test_matches_mxnet(case, as_numpy):
     metric = mx.metric.create(case["name"], **case["kwargs"])
     for b, want in enumerate(case["steps"]):

@@ -96,9 +96,9 @@ class JobConfig:
             f"{root_ip}:{root_port}".encode()).hexdigest()[:16]
         interval = config.get("HYBRIDNET_KVSTORE_HEARTBEAT_INTERVAL")
         timeout = config.get("HYBRIDNET_KVSTORE_HEARTBEAT_TIMEOUT")
-        if interval <= 0 or timeout <= interval:
+        if interval <= 0 or timeout / 2 <= interval:
             raise HybridNetError(f"need 0 < HYBRIDNET_KVSTORE_HEARTBEAT_INTERVAL < "
-                                 f"HYBRIDNET_KVSTORE_HEARTBEAT_TIMEOUT, got {interval} and "
+                                 f"HYBRIDNET_KVSTORE_HEARTBEAT_TIMEOUT / 2, got {interval} and "
                                  f"{timeout}")
         return cls(role=role_enum, root_host=root_host, root_ip=root_ip, root_port=root_port,
                    num_servers=num_servers, num_workers=num_workers, rank=rank, host=host,

@@ -8,8 +8,9 @@
 2. connect to the peers this role sends to (workers -> servers, servers -> workers); admit
    messages only from the nodes in the table, each bound to its rank; pass a barrier of all
    nodes, so nobody sends data to a node that does not know it yet;
-3. heartbeat to the scheduler every interval; if the scheduler has not answered for the
-   heartbeat timeout, it is presumed dead and this node stops;
+3. watch the link to the scheduler (ZMTP heartbeats, answered by libzmq without the GIL,
+   every interval); if it stays down for half the heartbeat timeout (after ZMTP needed the
+   other half to notice), the scheduler is presumed dead and this node stops;
 4. barriers go through the scheduler with per-group generation numbers;
 5. ``leave()`` says goodbye cleanly; ABORT from the scheduler (a node died, stalled or failed)
    or a local fatal error stops the node: every pending request fails with ``PeerFailure``
@@ -95,7 +96,7 @@ class Member:
         self.codec = Codec(job.secret, job.job_id, job.auth, job.max_frame)
         self.transport = Transport(self.codec, job.role, -1, self.nonce,
                                    send_timeout=job.heartbeat_timeout,
-                                   heartbeat=(job.heartbeat_interval, job.heartbeat_timeout),
+                                   heartbeat=(job.heartbeat_interval, job.heartbeat_timeout / 2),
                                    verbose=job.verbose)
         self.transport.peers.open_roles = {Role.SCHEDULER}
         self.requests = Requests()
@@ -107,7 +108,6 @@ class Member:
         self._on_message, self._on_tick, self._on_abort = on_message, on_tick, on_abort
         self._table_ready = threading.Event()
         self._closing = False
-        self._last_scheduler = time.monotonic()
         self._barrier_gen = collections.Counter()
         self._abort_lock = threading.Lock()
         self._threads: list = []
@@ -130,7 +130,8 @@ class Member:
         """Join the job: register, wait for the node table, connect peers, start heartbeats."""
         job = self.job
         port = self.transport.bind(job.host, job.port, job.port_range, job.bind_all)
-        self.transport.connect(SCHEDULER, Role.SCHEDULER, 0, job.root_ip, job.root_port)
+        self.transport.connect(SCHEDULER, Role.SCHEDULER, 0, job.root_ip, job.root_port,
+                               monitor=True)
         self._spawn(self._receive_loop, "recv")
         self._send(SCHEDULER, Message(Cmd.REGISTER, body={
             "role": int(self.role), "rank": job.rank, "host": job.host, "port": port,
@@ -150,8 +151,7 @@ class Member:
                 raise err
         if self.failure is not None:
             raise self.failure
-        self._last_scheduler = time.monotonic()
-        self._spawn(self._heartbeat_loop, "heartbeat")
+        self._spawn(self._liveness_loop, "liveness")
         # Every node has its table (and admits its peers) before any data flows.
         self.barrier("all")
 
@@ -256,7 +256,6 @@ class Member:
 
     def _handle(self, identity: bytes, msg: Message) -> None:
         if msg.src_role == Role.SCHEDULER:
-            self._last_scheduler = time.monotonic()
             cmd = msg.cmd
             if cmd == Cmd.NODE_TABLE:
                 if not self._table_ready.is_set():
@@ -284,20 +283,18 @@ class Member:
             self._on_message(msg)
 
     # ---- liveness ------------------------------------------------------------------------
-    def _heartbeat_loop(self) -> None:
+    def _liveness_loop(self) -> None:
         job = self.job
+        grace = job.heartbeat_timeout / 2
         while not self._closing and self.failure is None:
-            try:
-                self._send(SCHEDULER, Message(Cmd.HEARTBEAT))
-            except TransportError:
-                pass          # judged below by the missing answers
-            silent = time.monotonic() - self._last_scheduler
-            if silent > job.heartbeat_timeout:
-                self.abort(f"the scheduler at {job.root_host}:{job.root_port} has not answered "
-                           f"for {silent:.1f} s (heartbeat timeout {job.heartbeat_timeout:.1f} "
-                           f"s); presumed dead", notify=False)
+            down = self.transport.link_down_for(SCHEDULER, time.monotonic())
+            if down > grace:
+                self.abort(f"the scheduler at {job.root_host}:{job.root_port} is unreachable: "
+                           f"its connection was lost {down:.1f} s ago and not re-established "
+                           f"(heartbeat timeout {job.heartbeat_timeout:.1f} s); presumed dead",
+                           notify=False)
                 return
-            self.stopped.wait(job.heartbeat_interval)
+            self.stopped.wait(min(0.1, job.heartbeat_interval))
 
     def abort(self, reason: str, notify: bool = True, code: int = EXIT_ABORTED) -> None:
         """Stop this node: fail pending requests, tell the scheduler (if ``notify``), run

@@ -9,8 +9,11 @@ It carries no data. Its promises:
   registered node gets ABORT naming the missing roles and ranks, and the scheduler exits 1.
 - **Barriers** per group ('worker', 'server', 'all') with generation numbers; they count only
   members that have not left.
-- **Liveness.** Every node heartbeats; a node silent for the heartbeat timeout is declared dead
-  and every other node gets ABORT naming its role, rank, host:port and pid. A node that reports
+- **Liveness.** The scheduler holds a connection to every node, kept alive by ZMTP heartbeats
+  that libzmq answers without Python (so a busy node is never mistaken for a dead one); a node
+  whose connection is lost (death, freeze or network cut: noticed at once, or after half the
+  heartbeat timeout) and not re-established within the other half is declared dead, and every
+  other node gets ABORT naming its role, rank, host:port and pid. A node that reports
   its own failure (FAIL) stops the job the same way. A barrier stuck longer than the stall
   limits is logged, then aborted, naming the missing ranks.
 - **Clean end.** Workers LEAVE when done; when all have left, servers get SHUTDOWN and the
@@ -40,10 +43,10 @@ _GROUPS = {"worker": (Role.WORKER,), "server": (Role.SERVER,),
 
 class _Node:
     """The scheduler's view of one registered node."""
-    __slots__ = ("info", "last_seen", "left")
+    __slots__ = ("info", "left")
 
     def __init__(self, info: NodeInfo):
-        self.info, self.last_seen, self.left = info, time.monotonic(), False
+        self.info, self.left = info, False
 
 
 class Scheduler:
@@ -55,7 +58,7 @@ class Scheduler:
         codec = Codec(job.secret, job.job_id, job.auth, job.max_frame)
         self.transport = Transport(codec, Role.SCHEDULER, 0, self.nonce,
                                    send_timeout=job.heartbeat_interval,
-                                   heartbeat=(job.heartbeat_interval, job.heartbeat_timeout),
+                                   heartbeat=(job.heartbeat_interval, job.heartbeat_timeout / 2),
                                    verbose=job.verbose)
         self.transport.peers.open_roles = {Role.SERVER, Role.WORKER}
         self.nodes: dict = {}                # nonce -> _Node
@@ -94,15 +97,11 @@ class Scheduler:
 
     def _handle(self, identity: bytes, msg: Message) -> None:
         node = self.nodes.get(msg.nonce)
-        if node is not None:
-            node.last_seen = time.monotonic()
         cmd = msg.cmd
         if cmd == Cmd.REGISTER:
             self._register(msg)
         elif node is None:
             return            # a member's message from before its registration was accepted
-        elif cmd == Cmd.HEARTBEAT:
-            self._send(node, Message(Cmd.HEARTBEAT, Flag.REPLY, req=msg.req))
         elif cmd == Cmd.BARRIER:
             self._barrier(node, msg)
         elif cmd == Cmd.LEAVE:
@@ -130,7 +129,7 @@ class Scheduler:
             log.warning("scheduler: ignored a malformed REGISTER %s", str(body)[:200])
             self.transport.peers.forget(msg.nonce)
             return
-        self.transport.connect(msg.nonce, role, -1, info.host, info.port)
+        self.transport.connect(msg.nonce, role, -1, info.host, info.port, monitor=True)
         error = self._registration_error(info)
         if error:
             log.error("scheduler: refused %s: %s", info.describe(), error)
@@ -174,9 +173,6 @@ class Scheduler:
             self.transport.set_rank(info.nonce, info.rank)
         peers.close()
         self.running = True
-        now = time.monotonic()
-        for node in self.nodes.values():
-            node.last_seen = now
         body = {"nodes": [i.to_json() for i in table]}
         for node in self.nodes.values():
             self._send(node, Message(Cmd.NODE_TABLE, body=body))
@@ -259,10 +255,11 @@ class Scheduler:
     def _check_liveness(self, now: float) -> None:
         timeout = self.job.heartbeat_timeout
         for node in self.nodes.values():
-            silent = now - node.last_seen
-            if not node.left and silent > timeout:
-                self.abort(f"{node.info.describe()} sent no heartbeat for {silent:.1f} s "
-                           f"(timeout {timeout:.1f} s); presumed dead", EXIT_ABORTED, node)
+            down = self.transport.link_down_for(node.info.nonce, now)
+            if not node.left and down > timeout / 2:
+                self.abort(f"{node.info.describe()} is unreachable: its connection was lost "
+                           f"{down:.1f} s ago and not re-established (heartbeat timeout "
+                           f"{timeout:.1f} s); presumed dead", EXIT_ABORTED, node)
                 return
 
     def _leave(self, node: _Node, msg: Message) -> None:

@@ -7,6 +7,11 @@ carry traffic in one direction only, as in ps-lite, and no socket is ever shared
 at once. Array frames of 64 KiB and more are sent without copies (``copy=False``); with
 ``track=True`` the caller gets trackers telling when ZeroMQ no longer reads the buffer.
 
+Liveness: ZMTP heartbeats run on every socket, answered by libzmq's own I/O thread (no GIL),
+so a busy process stays alive while a dead, frozen or cut-off one loses its connection. A
+monitored DEALER (``connect(..., monitor=True)``) records when its link went down;
+``link_down_for`` tells how long it has been down (0 while it is up).
+
 Addresses: host names are resolved here (they work as well as IPs); a node binds the address it
 advertises (``0.0.0.0`` only with HYBRIDNET_KVSTORE_BIND_ALL) on a port inside
 HYBRIDNET_KVSTORE_PORT_RANGE when one is set.
@@ -21,9 +26,11 @@ import random
 import socket
 import struct
 import threading
+import time
 
 import numpy as np
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from ...base import HybridNetError
 from .wire import Codec, Message, PeerTable, WireError, role_name
@@ -77,13 +84,15 @@ def route_ip(target_ip: str) -> str:
 
 
 class _Out:
-    """A DEALER to one peer, with its lock, sequence counter and address."""
-    __slots__ = ("sock", "lock", "seq", "address", "role", "rank")
+    """A DEALER to one peer, with its lock, sequence counter, address and link monitor."""
+    __slots__ = ("sock", "lock", "seq", "address", "role", "rank", "monitor", "down_since")
 
     def __init__(self, sock, address, role, rank):
         self.sock, self.address, self.role, self.rank = sock, address, role, rank
         self.lock = threading.Lock()
         self.seq = 0
+        self.monitor = None
+        self.down_since: float | None = time.monotonic()   # down until the first handshake
 
 
 class _DropLog:
@@ -200,8 +209,10 @@ class Transport:
         return identity, msg
 
     # ---- outbound ------------------------------------------------------------------------
-    def connect(self, key, role: int, rank: int, host: str, port: int) -> None:
-        """Open (or reuse) the DEALER named ``key`` to peer (role, rank) at host:port."""
+    def connect(self, key, role: int, rank: int, host: str, port: int,
+                monitor: bool = False) -> None:
+        """Open (or reuse) the DEALER named ``key`` to peer (role, rank) at host:port;
+        ``monitor`` tracks whether the link is up (read with ``link_down_for``)."""
         with self._out_lock:
             if key in self._out:
                 return
@@ -218,7 +229,30 @@ class Transport:
                 sock.close(0)
                 raise TransportError(f"{self.name}: cannot connect to {role_name(role)} {rank} "
                                      f"at {host}:{port}: {err}") from None
-            self._out[key] = _Out(sock, f"{host}:{port}", role, rank)
+            out = self._out[key] = _Out(sock, f"{host}:{port}", role, rank)
+            if monitor:
+                out.monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED |
+                                                      zmq.EVENT_DISCONNECTED)
+
+    def link_down_for(self, key, now: float) -> float:
+        """Seconds the monitored link ``key`` has been down (0 while up). Call from one
+        thread only (it reads the link's monitor events)."""
+        out = self._out.get(key)
+        if out is None or out.monitor is None:
+            return 0.0
+        while out.monitor.poll(0):
+            event = recv_monitor_message(out.monitor)["event"]
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                if out.down_since is not None and self.verbose >= 1:
+                    log.info("%s: link to %s %d at %s is up", self.name, role_name(out.role),
+                             out.rank, out.address)
+                out.down_since = None
+            elif out.down_since is None:
+                out.down_since = time.monotonic()
+                if self.verbose >= 1:
+                    log.info("%s: link to %s %d at %s went down", self.name,
+                             role_name(out.role), out.rank, out.address)
+        return 0.0 if out.down_since is None else now - out.down_since
 
     def set_rank(self, key, rank: int) -> None:
         """Record the rank the scheduler gave the peer behind ``key``."""
@@ -229,7 +263,14 @@ class Transport:
             out = self._out.pop(key, None)
         if out is not None:
             with out.lock:
-                out.sock.close(0)
+                self._close_out(out, 0)
+
+    @staticmethod
+    def _close_out(out: _Out, linger_ms: int) -> None:
+        if out.monitor is not None:
+            out.sock.disable_monitor()
+            out.monitor.close(0)
+        out.sock.close(linger_ms)
 
     def send(self, key, msg: Message, track: bool = False) -> list:
         """Send ``msg`` to peer ``key``; return trackers of zero-copy frames if ``track``."""
@@ -283,7 +324,7 @@ class Transport:
         with self._out_lock:
             for out in self._out.values():
                 with out.lock:
-                    out.sock.close(int(linger * 1000))
+                    self._close_out(out, int(linger * 1000))
             self._out.clear()
         if self._router is not None:
             self._poller.unregister(self._router)

@@ -69,7 +69,6 @@ class Cmd(enum.IntEnum):
     REGISTER = 1        # node -> scheduler: role, requested rank, host, port, pid
     NODE_TABLE = 2      # scheduler -> node: every node's role, rank, address, nonce
     BARRIER = 3         # node -> scheduler: group, generation; reply when all arrived
-    HEARTBEAT = 4       # node -> scheduler; reply HEARTBEAT
     ABORT = 5           # scheduler -> node: the job stops, body names the cause
     FAIL = 6            # node -> scheduler: this node failed (reason), stop the job
     LEAVE = 7           # worker -> server/scheduler: no more pushes from me (clean exit)

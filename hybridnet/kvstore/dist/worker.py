@@ -45,6 +45,7 @@ from .errors import EXIT_ABORTED, KVStoreDistError, PeerFailure
 from .job import JobConfig
 from .membership import Member, setup_logging
 from .wire import Cmd, Flag, Message, Role, array_meta, frame_array
+from ..base import KVStore
 
 __all__ = ["KVStoreDist"]
 
@@ -79,7 +80,7 @@ class _KeyInfo:
         return list(self.shape) if len(self.slices) == 1 else [stop - start]
 
 
-class KVStoreDist:
+class KVStoreDist(KVStore):
     """A worker's handle on the distributed key-value store (see the module docstring).
 
     Created by ``mx.kv.create('dist_sync')`` in a process started by ``python -m
@@ -92,8 +93,8 @@ class KVStoreDist:
                                  f"{', '.join(_TYPES)}")
         self._type = name
         self._sync = "_async" not in name
+        super().__init__()
         self._keys: dict = {}
-        self._key_kind = None
         self._compression: TwoBitCompression | None = None
         self._optimizer = None
         self._closed = False
@@ -125,39 +126,6 @@ class KVStoreDist:
     @property
     def num_servers(self) -> int:
         return self._member.num_servers
-
-    def is_capable(self, capability: str) -> bool:
-        """``'optimizer'``: the servers can run an optimizer (True)."""
-        if capability.lower() == "optimizer":
-            return True
-        raise HybridNetError(f"unknown KVStore capability {capability!r}")
-
-    # ---- key and value lists -------------------------------------------------------------
-    def _groups(self, keys, values, what: str) -> list:
-        """[(key, [arrays])] from MXNet's key/value forms (single, list, list of lists)."""
-        if isinstance(keys, (list, tuple)):
-            if not isinstance(values, (list, tuple)) or len(values) != len(keys):
-                raise HybridNetError(f"kv.{what}: {len(keys)} keys need a list of "
-                                     f"{len(keys)} values")
-            pairs = list(zip(keys, values))
-        else:
-            pairs = [(keys, values)]
-        groups: dict = {}
-        for key, value in pairs:
-            if not isinstance(key, (int, str, np.integer)) or isinstance(key, bool):
-                raise TypeError(f"kv.{what}: keys must be int or str, got {type(key).__name__}")
-            key = key if isinstance(key, str) else int(key)
-            kind = str if isinstance(key, str) else int
-            if self._key_kind is None:
-                self._key_kind = kind
-            elif self._key_kind is not kind:
-                raise HybridNetError(f"kv.{what}: key {key!r} mixes int and str keys in one "
-                                     f"store (MXNet forbids it too)")
-            vals = list(value) if isinstance(value, (list, tuple)) else [value]
-            if not vals or not all(hasattr(v, "_data") for v in vals):
-                raise TypeError(f"kv.{what}: values of key {key!r} must be NDArrays")
-            groups.setdefault(key, []).extend(vals)
-        return list(groups.items())
 
     def _info(self, key, what: str) -> _KeyInfo:
         info = self._keys.get(key)
@@ -213,30 +181,14 @@ class KVStoreDist:
         if out is None:
             raise HybridNetError("kv.pull needs out= (the arrays to fill)")
         for name, outs in self._groups(key, out, "pull"):
-            self._pull_into(self._info(name, "pull"), outs, priority, None)
+            self._pull_into(self._info(name, "pull"), outs, priority)
 
     def pushpull(self, key, value, out=None, priority: int = 0) -> None:
         """``kv.pushpull(key, value, out=None)``: push then pull (into ``value`` if no out)."""
         if self._compression is not None:
             raise HybridNetError("kv.pushpull is not supported with gradient compression "
                                  "(as in MXNet 1.x); use push then pull")
-        self.push(key, value, priority)
-        self.pull(key, value if out is None else out, priority)
-
-    def broadcast(self, key, value, out, priority: int = 0) -> None:
-        """``kv.broadcast(key, value, out)``: init with worker 0's value, then pull it."""
-        self.init(key, value)
-        self.pull(key, out, priority)
-
-    def row_sparse_pull(self, key, out=None, priority: int = 0, row_ids=None) -> None:
-        """Dense fallback of ``row_sparse_pull``: ``out`` gets the rows in ``row_ids`` and
-        zeros elsewhere (the dense form of MXNet's row_sparse result)."""
-        if out is None or row_ids is None:
-            raise HybridNetError("kv.row_sparse_pull needs out= and row_ids=")
-        groups = self._groups(key, out, "row_sparse_pull")
-        ids = row_ids if isinstance(row_ids, (list, tuple)) else [row_ids] * len(groups)
-        for (name, outs), rows in zip(groups, ids):
-            self._pull_into(self._info(name, "row_sparse_pull"), outs, priority, rows)
+        super().pushpull(key, value, out, priority)
 
     def _check_value(self, info: _KeyInfo, arr, what: str) -> None:
         if tuple(arr.shape) != info.shape:
@@ -291,7 +243,7 @@ class KVStoreDist:
         if error is not None:
             raise error
 
-    def _pull_into(self, info: _KeyInfo, outs: list, priority: int, rows) -> None:
+    def _pull_into(self, info: _KeyInfo, outs: list, priority: int) -> None:
         for o in outs:
             if tuple(o.shape) != info.shape:
                 raise HybridNetError(f"kv.pull: key {info.name!r} has shape {info.shape}, out "
@@ -312,10 +264,6 @@ class KVStoreDist:
                                                "shape": info.wire_shape(start, stop)})
                 whole[start:stop] = piece.reshape(-1)
             value = whole.reshape(info.shape)
-            if rows is not None:
-                keep = np.zeros(info.shape[0], bool)
-                keep[np.asarray(_host(rows), dtype=np.int64).reshape(-1)] = True
-                value[~keep] = 0
             for o in outs:
                 _store(o, value)
         get_engine().push(run, [info.var], [o._var for o in outs], cpu(0), COPY, priority,
@@ -420,8 +368,6 @@ class KVStoreDist:
         for info in self._keys.values():
             self._raise_push_errors(info, wait=True)
         self._member.barrier()
-
-    barrier = _barrier
 
     def _server_stats(self) -> list:
         """Counters of every server (pushes, updates per key, bytes, dropped frames)."""

@@ -19,19 +19,9 @@ import os
 import tempfile
 
 import numpy as np
+from digits import load_digits  # example/digits.py: scikit-learn's digits, split 80/20
 
 import hybridnet as mx
-
-
-def load_digits(seed: int = 0):
-    """(train_x, train_y, test_x, test_y) as float32 numpy arrays; 80/20 split."""
-    from sklearn.datasets import load_digits as sk_digits
-    digits = sk_digits()
-    x = (digits.data / 16.0).astype(np.float32)
-    y = digits.target.astype(np.float32)
-    order = np.random.RandomState(seed).permutation(len(x))
-    split = int(0.8 * len(x))
-    return x[order[:split]], y[order[:split]], x[order[split:]], y[order[split:]]
 
 
 def build_network():

@@ -170,6 +170,10 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
     Setting("HYBRIDNET_VERBOSE", _int, 0,
             "distributed logging: 1 = rendezvous table, 2 = one line per message (no payloads)",
             ("PS_VERBOSE",)),
+    Setting("HYBRIDNET_UPDATE_ON_KVSTORE", _parse_bool, True,
+            "Module lets a KVStore that can run the optimizer update the weights (1) or "
+            "updates them on each device after summing gradients through it (0)",
+            ("MXNET_UPDATE_ON_KVSTORE",)),
     Setting("HYBRIDNET_PROFILER_AUTOSTART", _parse_bool, False,
             "start mx.profiler (set_state('run')) when hybridnet is imported",
             ("MXNET_PROFILER_AUTOSTART",)),

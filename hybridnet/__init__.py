@@ -36,12 +36,17 @@ from . import visualization as viz  # noqa: E402
 from . import io, recordio  # noqa: E402
 from . import image  # noqa: E402
 from . import image as img  # noqa: E402
+from . import model  # noqa: E402
+from . import module  # noqa: E402
+from . import module as mod  # noqa: E402
+from . import test_utils  # noqa: E402  (mx.test_utils is there after import, as in MXNet)
 
 __all__ = ["base", "config", "context", "engine", "ops", "autograd", "ndarray", "nd",
            "Context", "cpu", "gpu", "cpu_pinned", "current_context", "num_gpus",
            "HybridNetError", "MXNetError", "random", "rnd", "lr_scheduler", "optimizer",
            "initializer", "init", "metric", "kvstore", "kv", "callback",
-           "monitor", "mon", "profiler", "visualization", "viz", "io", "recordio", "image", "img"]
+           "monitor", "mon", "profiler", "visualization", "viz", "io", "recordio", "image", "img",
+           "test_utils"]
 
 # As in MXNet: a process started with DMLC_ROLE=server|scheduler runs that role here and exits.
 from .kvstore.dist.role import run_role_at_import as _run_role_at_import  # noqa: E402

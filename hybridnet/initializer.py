@@ -36,6 +36,7 @@ import numpy as np
 from .ndarray import NDArray
 from .ndarray import random as _random
 from .ndarray import zeros
+from .ops.nn.rnn import RNN_GATES, rnn_param_groups, rnn_param_size
 
 __all__ = ["InitDesc", "Initializer", "register", "alias", "create", "Load", "Mixed", "Zero",
            "One", "Constant", "Uniform", "Normal", "Orthogonal", "Xavier", "MSRAPrelu",
@@ -462,39 +463,29 @@ class LSTMBias(Initializer):
         _fill(arr, values)
 
 
-_GATES = {"rnn_relu": [""], "rnn_tanh": [""], "lstm": ["_i", "_f", "_c", "_o"],
-          "gru": ["_r", "_z", "_o"]}
-
-
 def fused_rnn_layout(size: int, num_hidden: int, num_layers: int, mode: str,
                      bidirectional: bool) -> list:
     """``[(name, offset, shape), ...]`` of the pieces of a fused RNN parameter vector of
-    ``size`` elements, in MXNet's packing (all weights, then all biases; per layer, direction
-    'l'/'r' and gate), named like MXNet's FusedRNNCell (``l0_i2h_f_weight``)."""
-    if mode not in _GATES:
-        raise ValueError(f"FusedRNN: mode must be one of {', '.join(_GATES)}, got {mode!r}")
-    gates, dirs = _GATES[mode], (["l", "r"] if bidirectional else ["l"])
-    b, m, h = len(dirs), len(gates), num_hidden
-    num_input = size // b // h // m - (num_layers - 1) * (h + b * h + 2) - h - 2
-    pieces, p = [], 0
-    for layer in range(num_layers):
-        in_size = num_input if layer == 0 else b * h
-        for d in dirs:
-            for group, cols in (("i2h", in_size), ("h2h", h)):
-                for gate in gates:
-                    pieces.append((f"{d}{layer}_{group}{gate}_weight", p, (h, cols)))
-                    p += h * cols
-    for layer in range(num_layers):
-        for d in dirs:
-            for group in ("i2h", "h2h"):
-                for gate in gates:
-                    pieces.append((f"{d}{layer}_{group}{gate}_bias", p, (h,)))
-                    p += h
-    if p != size or num_input <= 0:
+    ``size`` elements, in MXNet's packing (the RNN operator's ``rnn_param_groups``, split per
+    gate), named like MXNet's FusedRNNCell (``l0_i2h_f_weight``)."""
+    if mode not in RNN_GATES:
+        raise ValueError(f"FusedRNN: mode must be one of {', '.join(RNN_GATES)}, got {mode!r}")
+    gates, dirs, h = RNN_GATES[mode], (2 if bidirectional else 1), num_hidden
+    # size = D*G*H*(C + H + 2) + (L - 1)*D*G*H*(D*H + H + 2): solve for the input size C
+    num_input = size // dirs // h // len(gates) - (num_layers - 1) * (h + dirs * h + 2) - h - 2
+    if num_input <= 0 or rnn_param_size(mode, num_input, h, num_layers, bidirectional) != size:
         raise ValueError(f"FusedRNN: {size} parameters do not fit a {mode} RNN with "
                          f"num_hidden={num_hidden}, num_layers={num_layers}, "
                          f"bidirectional={bidirectional}")
-    return pieces
+    pieces = []
+    for layer, d, group, kind, offset, shape in rnn_param_groups(mode, num_input, h, num_layers,
+                                                                 bidirectional):
+        rows = (h,) + shape[1:]
+        step = int(np.prod(rows))
+        for k, gate in enumerate(gates):
+            name = f"{d}{layer}_{group}{'_' + gate if gate else ''}_{kind}"
+            pieces.append((name, offset + k * step, rows))
+    return sorted(pieces, key=lambda piece: piece[1])
 
 
 @register

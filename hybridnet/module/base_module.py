@@ -266,8 +266,9 @@ class BaseModule:
             arg_params_, aux_params_ = self.get_params()
             self.set_params(arg_params_, aux_params_)
             if epoch_end_callback is not None:
-                stop = stop or run_callbacks(epoch_end_callback, epoch, self.symbol,
-                                             arg_params_, aux_params_)
+                signal = run_callbacks(epoch_end_callback, epoch, self.symbol, arg_params_,
+                                       aux_params_)
+                stop = stop or signal
             if eval_data:
                 res = self.score(eval_data, validation_metric,
                                  score_end_callback=eval_end_callback,

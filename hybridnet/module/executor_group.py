@@ -162,13 +162,23 @@ class DataParallelExecutorGroup:
             if label_shapes is not None:
                 shapes += self._sliced_shapes(label_shapes, self.slices[i], self.label_layouts)
             if reshape:
-                execs.append(self.execs[i].reshape(partial_shaping=True, allow_up_sizing=True,
-                                                   **{d[0]: d[1] for d in shapes}))
+                execs.append(self._reshape_one(self.execs[i], shapes))
             else:
                 shared = shared_group.execs[i] if shared_group is not None else None
                 execs.append(self._bind_one(ctx, shapes, shared, self.shared_data_arrays[i]))
         self.execs = execs
         self._collect_arrays()
+
+    def _reshape_one(self, exe, shapes: list):
+        new = exe.reshape(partial_shaping=True, allow_up_sizing=True,
+                          **{d[0]: d[1] for d in shapes})
+        for name in self.param_names:
+            old_shape, new_shape = exe.arg_dict[name].shape, new.arg_dict[name].shape
+            if old_shape != new_shape:
+                raise ShapeError("Module", f"with these input shapes parameter '{name}' would "
+                                 f"need shape {shape_str(new_shape)}, but it has "
+                                 f"{shape_str(old_shape)}; only the batch size may change")
+        return new
 
     def _bind_one(self, ctx, shapes: list, shared_exec, shared_buffer: dict):
         type_dict = {d[0]: d.dtype for d in shapes if getattr(d, "dtype", None) is not None}
@@ -209,7 +219,12 @@ class DataParallelExecutorGroup:
         """Re-shape every executor for new input shapes (sharing memory where it fits)."""
         if data_shapes == self.data_shapes and label_shapes == self.label_shapes:
             return
-        self.bind_exec(data_shapes, label_shapes, reshape=True)
+        before = dict(self.__dict__)
+        try:
+            self.bind_exec(data_shapes, label_shapes, reshape=True)
+        except Exception:
+            self.__dict__.update(before)      # still bound for the old shapes
+            raise
 
     # ---- parameters -------------------------------------------------------------------------
     def set_params(self, arg_params: dict, aux_params: dict, allow_extra: bool = False) -> None:

@@ -325,9 +325,10 @@ class Module(BaseModule):
     def reshape(self, data_shapes, label_shapes=None) -> None:
         """Re-shape the executors for new input shapes (e.g. another batch size)."""
         self._require("reshape()", "binded")
-        self._data_shapes, self._label_shapes = _parse_data_desc(
-            self.data_names, self.label_names, data_shapes, label_shapes)
-        self._exec_group.reshape(self._data_shapes, self._label_shapes)
+        data_shapes, label_shapes = _parse_data_desc(self.data_names, self.label_names,
+                                                     data_shapes, label_shapes)
+        self._exec_group.reshape(data_shapes, label_shapes)
+        self._data_shapes, self._label_shapes = data_shapes, label_shapes
 
     # ---- optimizer ----------------------------------------------------------------------------
     def init_optimizer(self, kvstore="local", optimizer="sgd",

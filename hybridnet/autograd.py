@@ -233,12 +233,13 @@ def _head_gradients(heads, head_grads):
     return heads, out
 
 
-def _run_backward(heads, head_grads, retain_graph, train_mode):
+def _run_backward(heads, head_grads, retain_graph, train_mode, create_graph=False):
     """Propagate gradients from ``heads``.
 
     Returns ({key: gradient NDArray}, {key: variable}) where the variables are every marked
     array the graph reaches -- a variable reached only through zero-gradient operators
     (BlockGrad, samplers) has no entry in the gradients and receives zeros, as in MXNet.
+    With ``create_graph`` the gradients are themselves recorded (see ``_recorded_gradients``).
     """
     from .engine import get_engine
     from .ndarray.creation import zeros
@@ -262,7 +263,7 @@ def _run_backward(heads, head_grads, retain_graph, train_mode):
                 variables[("v", id(x))] = x
     grads: dict = {}
     engine = get_engine()
-    with _scope(False, train_mode):
+    with _scope(create_graph, train_mode):
         for h, hg in zip(heads, head_grads):
             key = _key(h)
             grads[key] = grads[key] + hg if key in grads else hg
@@ -284,13 +285,18 @@ def _run_backward(heads, head_grads, retain_graph, train_mode):
             for i in range(n_visible):
                 if out_grads[i] is None:
                     out_grads[i] = zeros(node.out_data[i].shape, node.ctx, node.out_data[i].dtype)
-            # 'write' backward fills every element: no need to zero the buffers first
-            in_grads = [NDArray(x._ctx.xp.empty(x.shape, x._data.dtype), x._ctx) if w else None
-                        for x, w in zip(node.inputs, want)]
-            if node.function is not None:
-                node.function._backward_into(out_grads[:n_visible], in_grads)
-            else:
-                _push_node_backward(engine, resource, node, out_grads, in_grads, want)
+            in_grads = _recorded_gradients(node, out_grads[:n_visible], want) \
+                if create_graph else None
+            if in_grads is None:
+                # 'write' backward fills every element: no need to zero the buffers first
+                in_grads = [NDArray(x._ctx.xp.empty(x.shape, x._data.dtype), x._ctx) if w
+                            else None for x, w in zip(node.inputs, want)]
+                if node.function is not None:
+                    node.function._backward_into(out_grads[:n_visible], in_grads)
+                else:
+                    _push_node_backward(engine, resource, node, out_grads, in_grads, want)
+                if create_graph:
+                    _record_opaque_gradients(node, out_grads, in_grads)
             for x, g in zip(node.inputs, in_grads):
                 if g is not None:
                     key = _key(x)
@@ -300,6 +306,60 @@ def _run_backward(heads, head_grads, retain_graph, train_mode):
             node.freed = True
             node.inputs, node.aux, node.out_data = [], [], []
     return grads, variables
+
+
+def _recorded_gradients(node, out_grads, want):
+    """``create_graph``: a node's input gradients computed by recorded operator calls (the
+    operator's ``grad_graph``, or an ``autograd.Function``'s own backward), so that they can be
+    differentiated again; None when the operator has no such form (for these parameters)."""
+    import numpy as np
+
+    from . import ndarray as nd
+    from .ndarray.ndarray import NDArray
+    if node.function is not None:
+        result = node.function.backward(*out_grads)
+    elif node.op.grad_graph is None:
+        return None
+    else:
+        outputs = []
+        for i, (data, var) in enumerate(zip(node.out_data, node.out_vars)):
+            out = NDArray(data, node.ctx, var)
+            out._ag = (node, i)          # gradients may flow through the outputs too (sigmoid)
+            outputs.append(out)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            result = node.op.grad_graph(nd, node.p, out_grads, node.inputs, outputs)
+        if result is None:
+            return None
+    result = [result] if isinstance(result, NDArray) else list(result)
+    if len(result) != len(node.inputs):
+        raise HybridNetError(f"{node.op.name}: the recorded gradient gave {len(result)} "
+                             f"gradients for {len(node.inputs)} inputs")
+    return [g if w else None for g, w in zip(result, want)]
+
+
+class _OpaqueGradient:
+    """Stands in for the backward of an operator without ``grad_graph`` on a ``create_graph``
+    tape: its gradients are right, differentiating them again is an error (as in MXNet)."""
+    is_loss, random, backward = False, False, None
+
+    def __init__(self, op_name):
+        self.name = f"_backward_{op_name}"
+
+
+class _ConstantGradient:
+    """Ties a ``create_graph`` gradient that does not depend on its variable (d(3x)/dx) to that
+    variable, so differentiating it again gives zeros as in MXNet instead of an error."""
+    is_loss, random, name = False, False, "_constant_gradient"
+    from .ops.registry import ZERO_GRAD as backward
+
+
+def _record_opaque_gradients(node, out_grads, in_grads):
+    sources = [g for g in out_grads if g is not None] + list(node.inputs)
+    outputs = [g for g in in_grads if g is not None]
+    if outputs and any(_wants_grad(x) for x in sources):
+        stub = Node(_OpaqueGradient(node.op.name), None, sources, [], outputs, node.is_train)
+        for i, g in enumerate(outputs):
+            g._ag = (stub, i)
 
 
 def _push_node_backward(engine, resource, node, out_grads, in_grads, want):
@@ -355,14 +415,23 @@ def grad(heads, variables, head_grads=None, retain_graph=None, create_graph: boo
          train_mode: bool = True):
     """Gradients of ``heads`` w.r.t. ``variables``, returned as new arrays (``.grad`` untouched).
 
-    ``create_graph=True`` (differentiating the gradient again) is not supported: the registry's
-    backward functions are kernels, not recordable graphs.
+    ``create_graph=True`` records the gradient computation itself, so the returned gradients
+    can be differentiated again (``retain_graph`` then defaults to True). That works through
+    operators whose gradient is written as operator calls (``grad_graph`` in the registry:
+    elementwise math, arithmetic with arrays and scalars, sum/mean/max/min, reshaping,
+    transpose, dot, ``autograd.Function``); differentiating again through any other operator's
+    gradient raises an error naming ``_backward_<op>``, as MXNet does.
+
+    Example (a second derivative)::
+
+        x = mx.nd.array([0.5, 1.0]); x.attach_grad()
+        with mx.autograd.record():
+            dy = mx.autograd.grad(mx.nd.sin(x), [x], create_graph=True)[0]   # cos(x)
+        dy.backward()
+        x.grad                                                               # -sin(x)
     """
     from .ndarray.creation import zeros
     from .ndarray.ndarray import NDArray
-    if create_graph:
-        raise HybridNetError("autograd.grad(create_graph=True) is not supported: higher-order "
-                             "gradients are not available in hybridnet")
     if isinstance(variables, NDArray):
         variables = [variables]
     for i, v in enumerate(variables):
@@ -371,11 +440,17 @@ def grad(heads, variables, head_grads=None, retain_graph=None, create_graph: boo
                                  f"on it before recording")
     if retain_graph is None:
         retain_graph = create_graph
-    grads, _ = _run_backward(heads, head_grads, retain_graph, train_mode)
+    grads, _ = _run_backward(heads, head_grads, retain_graph, train_mode, create_graph)
     out = []
     for v in variables:
         g = grads.get(("v", id(v)))
-        out.append(g.copy() if g is not None else zeros(v.shape, v._ctx, v._data.dtype))
+        if g is None:
+            g = zeros(v.shape, v._ctx, v._data.dtype)
+        elif not create_graph or not _wants_grad(g):
+            g = g.copy()
+        if create_graph and not _wants_grad(g):
+            g._ag = (Node(_ConstantGradient, None, [v], [], [g], train_mode), 0)
+        out.append(g)
     return out
 
 

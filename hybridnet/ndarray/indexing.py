@@ -35,8 +35,9 @@ def _index_array(k):
         k = k.asnumpy()
     arr = np.asarray(k)
     if arr.dtype == np.bool_:
-        raise IndexError("boolean mask indexing is not supported by NDArray; use "
-                         "mx.nd.contrib.boolean_mask or index with positions")
+        # MXNet 1.x reads a bool mask as the integer indices 0/1 -- a silent wrong answer
+        raise IndexError("boolean mask indexing is not supported by NDArray; index with the "
+                         "positions instead, e.g. x[np.nonzero(mask)[0]]")
     if arr.dtype.kind == "f":
         if not np.all(np.equal(np.mod(arr, 1), 0)):
             raise IndexError("index arrays must hold whole numbers")

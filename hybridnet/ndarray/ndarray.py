@@ -85,24 +85,29 @@ class NDArray:
 
     @property
     def size(self) -> int:
+        """The number of elements (the product of the shape)."""
         return int(self._data.size)
 
     @property
     def ndim(self) -> int:
+        """The number of axes."""
         return self._data.ndim
 
     @property
     def context(self) -> Context:
+        """The device holding the array (``cpu(0)``, ``gpu(1)``...); ``ctx`` is an alias."""
         return self._ctx
 
     ctx = context
 
     @property
     def stype(self) -> str:
+        """The storage type: always ``'default'`` (dense) in hybridnet."""
         return "default"
 
     @property
     def writable(self) -> bool:
+        """Whether the array may be written (always True)."""
         return True
 
     @property
@@ -242,6 +247,7 @@ class NDArray:
         return call_op("Cast", self, dtype=dt.name)
 
     def tostype(self, stype: str) -> "NDArray":
+        """This array in storage type ``stype``; only ``'default'`` (dense) is supported."""
         if stype != "default":
             raise HybridNetError(f"storage type {stype!r} is not supported; only 'default'")
         return self
@@ -251,9 +257,16 @@ class NDArray:
         return NDArray(self._data, self._ctx, self._var)
 
     def attach_grad(self, grad_req: str = "write", stype=None) -> None:
-        """Allocate ``self.grad`` (zeros) and mark this array for gradients from ``backward``."""
+        """Allocate ``self.grad`` (zeros) and mark this array for gradients from ``backward``.
+
+        ``grad_req='add'`` accumulates over backward calls; ``'null'`` detaches the array from
+        gradient computation and leaves ``self.grad`` None, as in MXNet.
+        """
         if grad_req not in ("write", "add", "null"):
             raise ValueError(f"grad_req must be 'write', 'add' or 'null', got {grad_req!r}")
+        if grad_req == "null":
+            self._ag = autograd.GradInfo(None, grad_req)
+            return
         from .creation import zeros
         self._ag = autograd.GradInfo(zeros(self.shape, self._ctx, self._data.dtype), grad_req)
 

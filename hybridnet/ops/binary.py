@@ -82,6 +82,9 @@ _BINARY = {
     "logical_xor": (_cmp("logical_xor"), None, None),
 }
 
+# gradients built on numpy-only helpers (_floor_div): no recordable form for create_graph
+_NO_GRAD_GRAPH = {"mod", "_rmod_scalar"}
+
 # which of (a, b, y) each gradient reads, for the memory planner
 _READS = {"add": "", "sub": "", "mul": "ab", "div": "ab", "mod": "ab", "power": "aby",
           "maximum": "ab", "minimum": "ab", "hypot": "aby"}
@@ -141,6 +144,20 @@ def _make_backward(da, db, reads, broadcast):
                 gb = db(xp, a, b, y, g)
                 assign(in_grads[1], req[1], reduce_to_shape(xp, gb, b.shape) if broadcast else gb)
     return backward
+
+
+def _make_grad_graph(key, da, db, broadcast):
+    """The gradient as recordable NDArray operations (``F`` is mx.nd), for create_graph."""
+    if da is None or key in _NO_GRAD_GRAPH:
+        return None
+
+    def grad_graph(F, p, out_grads, inputs, outputs):
+        a, b = inputs
+        g = out_grads[0]
+        grads = [da(F, a, b, outputs[0], g), db(F, a, b, outputs[0], g)]
+        return [reduce_to_shape(F, d, x.shape) for d, x in zip(grads, inputs)] if broadcast \
+            else grads
+    return grad_graph
 
 
 # plain ufunc forwards get a one-call path (the hot eager ops: a + b, a * b)
@@ -205,12 +222,14 @@ for _key in _BINARY:
     _name, _aliases = _ELEMWISE_ALIASES[_key]
     register(OpDef(_name, inputs=("lhs", "rhs"), infer_shape=same_shape_infer(_name),
                    forward=_make_forward(_fwd, _key), backward=_make_backward(_da, _db, _reads, False),
+                   grad_graph=_make_grad_graph(_key, _da, _db, False),
                    aliases=_aliases, inplace=((0, 0), (1, 0)), bwd_inputs=_bi, bwd_outputs=_bo,
                    doc=f"Elementwise {_key} of two arrays of the same shape."))
     register(OpDef(f"broadcast_{_key}", inputs=("lhs", "rhs"),
                    infer_shape=_broadcast_infer(f"broadcast_{_key}"),
                    forward=_make_forward(_fwd, _key),
                    backward=_make_backward(_da, _db, _reads, True),
+                   grad_graph=_make_grad_graph(_key, _da, _db, True),
                    aliases=_BROADCAST_ALIASES.get(_key, ()), bwd_inputs=(0, 1) if _da else (),
                    bwd_outputs=_bo,
                    doc=f"Elementwise {_key} with numpy-style broadcasting."))
@@ -281,6 +300,7 @@ def _make_scalar(name, fwd, grad, reads):
             x = inputs[0]
             fwd(ctx.xp, x, x.dtype.type(p.scalar), outputs[0])
 
+    grad_graph = None
     if grad is None:
         backward = ZERO_GRAD
     else:
@@ -290,10 +310,15 @@ def _make_scalar(name, fwd, grad, reads):
             with np.errstate(divide="ignore", invalid="ignore"):
                 assign(in_grads[0], req[0], grad(ctx.xp, x, x.dtype.type(p.scalar), y,
                                                  out_grads[0]))
+
+        if name not in _NO_GRAD_GRAPH:
+            def grad_graph(F, p, out_grads, inputs, outputs):
+                x = inputs[0]
+                return [grad(F, x, x.dtype(p.scalar), outputs[0], out_grads[0])]
     return OpDef(name, params=[Param("scalar", "float", 1.0, "the scalar operand"),
                                Param("is_int", "bool", True, "accepted for MXNet compatibility")],
                  infer_shape=same_shape_infer(name), forward=forward, backward=backward,
-                 aliases=_SCALAR_ALIASES.get(name, ()), inplace=((0, 0),),
+                 grad_graph=grad_graph, aliases=_SCALAR_ALIASES.get(name, ()), inplace=((0, 0),),
                  bwd_inputs=(0,) if "x" in reads else (),
                  bwd_outputs=(0,) if "y" in reads else (),
                  doc=f"{name[1:].replace('_', ' ')}: the array with a scalar.")
@@ -326,6 +351,8 @@ def _add_n_infer(p, in_shapes):
 
 
 register(OpDef("add_n", variadic="num_args", infer_shape=_add_n_infer, forward=_add_n_forward,
-               backward=_add_n_backward, aliases=("ElementWiseSum", "_ElementWiseSum"),
+               backward=_add_n_backward,
+               grad_graph=lambda F, p, out_grads, inputs, outputs: out_grads * len(inputs),
+               aliases=("ElementWiseSum", "_ElementWiseSum"),
                inplace=((0, 0),), bwd_inputs=(), bwd_outputs=(),
                doc="The elementwise sum of any number of arrays of one shape."))

@@ -175,10 +175,15 @@ _TABLE = {
 }
 
 
+# gradients that call kernels directly (digamma), so autograd cannot record them
+_NO_GRAD_GRAPH = {"gamma", "gammaln"}
+
+
 def _make_unary(name, fwd, grad, reads, aliases, doc):
     def forward(ctx, p, inputs, aux, outputs, is_train):
         fwd(ctx.xp, inputs[0], outputs[0])
 
+    grad_graph = None
     if grad is ZERO_GRAD:
         backward = ZERO_GRAD
     else:
@@ -186,10 +191,15 @@ def _make_unary(name, fwd, grad, reads, aliases, doc):
             x = inputs[0] if "x" in reads else None
             y = outputs[0] if "y" in reads else None
             assign(in_grads[0], req[0], grad(ctx.xp, x, y, out_grads[0]))
+
+        if name not in _NO_GRAD_GRAPH:
+            # the same formula on NDArrays with mx.nd as the array module: recordable
+            def grad_graph(F, p, out_grads, inputs, outputs):
+                return [grad(F, inputs[0], outputs[0], out_grads[0])]
     return OpDef(name, inputs=("data",), infer_shape=same_shape_infer(name), forward=forward,
                  backward=backward, aliases=aliases, inplace=((0, 0),),
                  bwd_inputs=(0,) if "x" in reads else (),
-                 bwd_outputs=(0,) if "y" in reads else (), doc=doc)
+                 bwd_outputs=(0,) if "y" in reads else (), doc=doc, grad_graph=grad_graph)
 
 
 for _name, (_fwd, _grad, _reads, _aliases, _doc) in _TABLE.items():
@@ -206,11 +216,16 @@ def _clip_backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
     assign(in_grads[0], req[0], out_grads[0] * ((x >= p.a_min) & (x <= p.a_max)))
 
 
+def _clip_grad_graph(F, p, out_grads, inputs, outputs):
+    x = inputs[0]
+    return [out_grads[0] * (x >= p.a_min) * (x <= p.a_max)]
+
+
 register(OpDef(
     "clip", params=[Param("a_min", "float", doc="minimum value"),
                     Param("a_max", "float", doc="maximum value")],
     infer_shape=same_shape_infer("clip"), forward=_clip_forward, backward=_clip_backward,
-    inplace=((0, 0),), bwd_inputs=(0,), bwd_outputs=(),
+    grad_graph=_clip_grad_graph, inplace=((0, 0),), bwd_inputs=(0,), bwd_outputs=(),
     doc="Clip (limit) the values to [a_min, a_max]; the gradient passes where "
         "a_min <= x <= a_max."))
 

@@ -88,12 +88,28 @@ def _dot_backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
             _matmul_into(xp, A.T, g, db.reshape(B.shape), req[1])
 
 
+def _product_grad_graph(fn_name, ndim):
+    """create_graph form of the dot / batch_dot gradient (matrices of ``ndim`` dims only)."""
+    def grad_graph(F, p, out_grads, inputs, outputs):
+        a, b = inputs
+        if a.ndim != ndim or b.ndim != ndim:
+            return None
+        g, ta, tb, fn = out_grads[0], p.transpose_a, p.transpose_b, getattr(F, fn_name)
+        da = fn(b, g, transpose_a=tb, transpose_b=True) if ta else \
+            fn(g, b, transpose_b=not tb)
+        db = fn(g, a, transpose_a=True, transpose_b=ta) if tb else \
+            fn(a, g, transpose_a=not ta)
+        return [da, db]
+    return grad_graph
+
+
 register(OpDef(
     "dot", inputs=("lhs", "rhs"),
     params=_TRANSPOSE + [Param("forward_stype", "str", None, "accepted for MXNet "
                                                              "compatibility (dense only)",
                                choices=("csr", "default", "row_sparse"))],
-    infer_shape=_dot_infer, forward=_dot_forward, backward=_dot_backward, bwd_inputs=(0, 1),
+    infer_shape=_dot_infer, forward=_dot_forward, backward=_dot_backward,
+    grad_graph=_product_grad_graph("dot", 2), bwd_inputs=(0, 1),
     bwd_outputs=(),
     doc="dot(lhs, rhs, transpose_a=False, transpose_b=False): the product of lhs and rhs; "
         "N-d arrays contract the last axis of lhs with the first of rhs (shape "
@@ -161,7 +177,7 @@ register(OpDef(
                                                              "compatibility (dense only)",
                                choices=("csr", "default", "row_sparse"))],
     infer_shape=_batch_dot_infer, forward=_batch_dot_forward, backward=_batch_dot_backward,
-    bwd_inputs=(0, 1), bwd_outputs=(),
+    grad_graph=_product_grad_graph("batch_dot", 3), bwd_inputs=(0, 1), bwd_outputs=(),
     doc="batch_dot(lhs, rhs, transpose_a=False, transpose_b=False): matrix products of the "
         "matching matrices of two stacks, (..., m, k) x (..., k, n) -> (..., m, n)."))
 

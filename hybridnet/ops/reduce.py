@@ -164,6 +164,9 @@ _GRADS = {
 }
 
 
+# gradients that are NDArray arithmetic too, so autograd can record them (create_graph)
+_GRAD_GRAPH = {"sum", "mean", "max", "min"}
+
 _REDUCE_DOC = ("{name}(data, axis=None, keepdims=False, exclude=False): the {what} over the "
                "given axes (all by default; ``exclude=True`` reduces the others).")
 
@@ -203,9 +206,18 @@ def _make_reduce(name, kernel, aliases, what):
         g = out_grads[0].reshape(kept)
         assign(dx, req[0], grad(ctx.xp, x, y, g, axes, dx.shape))
 
+    grad_graph = None
+    if name in _GRAD_GRAPH:
+        def grad_graph(F, p, out_grads, inputs, outputs):
+            x = inputs[0]
+            axes = _axes_of(p, name, x.shape)
+            kept = _kept_shape(x.shape, axes)
+            dx = grad(F, x, outputs[0].reshape(kept), out_grads[0].reshape(kept), axes, x.shape)
+            return [dx if dx.shape == x.shape else F.broadcast_to(dx, shape=x.shape)]
+
     return OpDef(name, params=_AXIS_PARAMS,
                  infer_shape=_reduce_infer(name),
-                 forward=forward, backward=backward, aliases=aliases,
+                 forward=forward, backward=backward, aliases=aliases, grad_graph=grad_graph,
                  bwd_inputs=(0,) if "x" in reads else (),
                  bwd_outputs=(0,) if "y" in reads else (),
                  doc=_REDUCE_DOC.format(name=name, what=what))

@@ -14,6 +14,9 @@ output names (fixed, or functions of the parameters), and the functions that giv
   ``in_grads`` buffers as ``req[i]`` says ('write', 'add' or 'null' -- then the buffer is None).
   ``out_grads`` lists one array per output, None for outputs nobody differentiates (hidden ones).
   Use ``backward=ZERO_GRAD`` for ops whose gradient is zero, None for non-differentiable ones.
+* ``grad_graph(F, p, out_grads, inputs, outputs) -> in_grads`` (optional): the same gradient
+  written with operator calls on NDArrays (``F`` is ``mx.nd``), so that autograd can record it
+  and differentiate again (``autograd.grad(create_graph=True)``); None where not available.
 
 Kernels are written against ``ctx.xp`` (numpy or cupy); ``ctx.rng`` is the device's seeded
 generator (random ops set ``random=True`` so the engine orders their draws).
@@ -104,6 +107,7 @@ class OpDef:
         namespace: '' for ``nd.X``, or 'random', 'linalg', 'contrib', ... (``nd.random.X``).
         inline_ok: eager calls on small arrays may run in the calling thread (False for ops
             that push work themselves, like Custom).
+        grad_graph: the gradient as recordable operator calls (higher-order gradients).
     """
 
     def __init__(self, name: str, *, params: Sequence[Param] = (), inputs=("data",), aux=(),
@@ -113,7 +117,7 @@ class OpDef:
                  is_loss: bool = False, random: bool = False, mutates_aux: bool = False,
                  inplace: Sequence[tuple] = (), bwd_inputs: Sequence[int] | None = None,
                  bwd_outputs: Sequence[int] | None = None, namespace: str = "",
-                 doc: str = "", inline_ok: bool = True):
+                 doc: str = "", inline_ok: bool = True, grad_graph: Callable | None = None):
         self.name = name
         self.params = tuple(params)
         self.param_map = {p.name: p for p in self.params}
@@ -147,6 +151,7 @@ class OpDef:
         self.namespace = namespace
         self.doc = doc
         self.inline_ok = inline_ok
+        self.grad_graph = grad_graph
         names = tuple(p.name for p in self.params)
         self._params_cls = type(f"{name}Params", (Params,),
                                 {"__slots__": (), "_names": names,

@@ -79,12 +79,12 @@ def first_type_infer(op_name: str, out_dtype=None, n_out: int = 1, same: tuple =
 
 
 def register_unary(name: str, infer_shape, forward, backward, params=(), aliases=(), doc="",
-                   infer_type=None, inplace=False) -> OpDef:
+                   infer_type=None, inplace=False, grad_graph=None) -> OpDef:
     """Register a one-input operator whose backward reads nothing but the head gradient."""
     return register(OpDef(name, params=params, infer_shape=infer_shape, infer_type=infer_type,
                           forward=forward, backward=backward, aliases=aliases,
                           inplace=((0, 0),) if inplace else (), bwd_inputs=(), bwd_outputs=(),
-                          doc=doc))
+                          doc=doc, grad_graph=grad_graph))
 
 
 def shape_infer(fn):
@@ -236,8 +236,13 @@ def _grad_reshaped(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
         assign(dx, req[0], out_grads[0].reshape(dx.shape))
 
 
+def _grad_graph_reshaped(F, p, out_grads, inputs, outputs):
+    return [out_grads[0].reshape(inputs[0].shape)]
+
+
 register_unary(
-    "Reshape", _reshape_infer, _copy_reshaped, _grad_reshaped, inplace=True, aliases=("reshape",),
+    "Reshape", _reshape_infer, _copy_reshaped, _grad_reshaped, inplace=True,
+    grad_graph=_grad_graph_reshaped, aliases=("reshape",),
     params=[
         Param("shape", "shape", (), "the new shape, with special codes 0, -1, -2, -3, -4"),
         Param("reverse", "bool", False, "apply the special codes from right to left"),
@@ -262,6 +267,7 @@ def _flatten_shape(p, s):
 
 register_unary(
     "Flatten", shape_infer(_flatten_shape), _copy_reshaped, _grad_reshaped, inplace=True,
+    grad_graph=_grad_graph_reshaped,
     aliases=("flatten",),
     doc="Flatten(data): collapse every axis but the first: (d0, d1, ..., dk) -> "
         "(d0, d1 * ... * dk).")
@@ -274,6 +280,7 @@ def _expand_dims_shape(p, s):
 
 register_unary(
     "expand_dims", shape_infer(_expand_dims_shape), _copy_reshaped, _grad_reshaped, inplace=True,
+    grad_graph=_grad_graph_reshaped,
     params=[Param("axis", "int", doc="where to insert the new axis; -ndim-1 <= axis <= ndim")],
     doc="expand_dims(data, axis): insert an axis of size 1 at ``axis``.")
 
@@ -293,6 +300,7 @@ def _squeeze_shape(p, s):
 
 register_unary(
     "squeeze", shape_infer(_squeeze_shape), _copy_reshaped, _grad_reshaped, inplace=True,
+    grad_graph=_grad_graph_reshaped,
     params=[Param("axis", "axis", None, "the axes to remove (each of size 1); None: all size-1 "
                                         "axes")],
     doc="squeeze(data, axis=None): remove axes of size 1 (a (1, 1) array becomes (1,)).")
@@ -322,6 +330,8 @@ def _transpose_backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
 register_unary(
     "transpose", shape_infer(lambda p, s: tuple(s[a] for a in _perm(p, len(s), s))),
     _transpose_forward, _transpose_backward,
+    grad_graph=lambda F, p, out_grads, inputs, outputs: [F.transpose(
+        out_grads[0], axes=tuple(int(a) for a in np.argsort(_perm(p, inputs[0].ndim))))],
     params=[Param("axes", "shape", (), "the permutation; () reverses the axes")],
     doc="transpose(data, axes=()): permute the axes (reverse them by default).")
 

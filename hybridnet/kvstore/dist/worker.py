@@ -201,7 +201,7 @@ class KVStoreDist(KVStore):
     def _push_now(self, info: _KeyInfo, merged) -> None:
         """Engine work: send one push per slice, raise errors of earlier pushes of the key."""
         self._raise_push_errors(info, wait=False)
-        flat = np.ascontiguousarray(_host(merged)).reshape(-1)
+        flat = np.ascontiguousarray(_host(merged, wait=False)).reshape(-1)
         flags = 0 if self._sync else Flag.ASYNC
         codec = self._compression
         if codec is not None:
@@ -407,9 +407,12 @@ class KVStoreDist(KVStore):
         member.close()
 
 
-def _host(arr) -> np.ndarray:
-    """The array's values as numpy (waits for them; copies from a GPU)."""
-    arr.wait_to_read()
+def _host(arr, wait: bool = True) -> np.ndarray:
+    """The array's values as numpy (waits for them; copies from a GPU). Engine work that reads
+    ``arr`` passes ``wait=False``: its values are ready, and waiting there would also wait for
+    writes pushed after it (e.g. the next batch's gradient) -- a deadlock."""
+    if wait:
+        arr.wait_to_read()
     data = arr._data
     return data.get() if arr.context.is_gpu else data
 

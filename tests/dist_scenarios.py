@@ -232,6 +232,28 @@ def scenario_fuzzed(kv, mx, flag):
     return {"rounds": rounds, "refused": refused, "stats": kv._server_stats()[0]}
 
 
+def scenario_module(kv, mx, steps=4, batch=20):
+    """Module training through the store: worker r takes rows [r*b, (r+1)*b) of each batch of
+    ``batch`` (b = batch / workers) from tests/fixtures/module; returns the final params."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures"))
+    from gen_module import OPT, inputs, mlp
+    x, y, params = inputs()
+    part = batch // kv.num_workers
+    mod = mx.mod.Module(mlp(mx), context=mx.cpu())
+    mod.bind(data_shapes=[("data", (part, 1, 6, 6))], label_shapes=[("softmax_label", (part,))])
+    mod.init_params(arg_params={k: mx.nd.array(v) for k, v in params.items()})
+    mod.init_optimizer(kvstore=kv, optimizer="sgd", optimizer_params=OPT)
+    for k in range(steps):
+        lo = (k * batch) % 60 + kv.rank * part
+        mod.forward_backward(mx.io.DataBatch([mx.nd.array(x[lo:lo + part])],
+                                             [mx.nd.array(y[lo:lo + part])]))
+        mod.update()
+    arg, _ = mod.get_params()
+    return {"rescale_grad": mod._optimizer.rescale_grad,
+            "update_on_kvstore": mod._update_on_kvstore,
+            "params": {k: v.asnumpy().tolist() for k, v in arg.items()}}
+
+
 def main() -> None:
     name = sys.argv[1]
     args = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}

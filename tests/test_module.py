@@ -449,3 +449,19 @@ def test_prepare_with_sparse_row_id_fn_warns_for_dense_weights():
     mod.init_optimizer()
     with pytest.warns(UserWarning, match="not updated in the KVStore"):
         mod.prepare(batch_at(0), sparse_row_id_fn=lambda b: {"fc1_weight": None})
+
+
+def test_dist_sync_workers_train_like_one_process(tmp_path):
+    # 2 workers x 10 rows == one process with batches of 20: the servers run the optimizer
+    # with rescale_grad 1 / (10 x 2)
+    from dist_helpers import Cluster
+    with Cluster(tmp_path, 2, 1, "module", {"steps": 4}) as job:
+        job.wait(120)
+        job.assert_ok()
+        results = [job[f"worker{r}"].result() for r in range(2)]
+    for result in results:
+        assert result["update_on_kvstore"] is True
+        assert result["rescale_grad"] == pytest.approx(1 / 20)
+        for name in PARAMS:
+            assert_almost_equal(np.array(result["params"][name], np.float32),
+                                REF[f"single/step3/{name}"], **TOL)

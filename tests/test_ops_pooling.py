@@ -276,3 +276,25 @@ def test_gpu_matches_cpu():
         cpu = mx.nd.Pooling(mx.nd.array(x), **case.params)
         gpu = mx.nd.Pooling(mx.nd.array(x, ctx=mx.gpu(0)), **case.params)
         np.testing.assert_allclose(gpu.asnumpy(), cpu.asnumpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape,kernel,stride,pad", [
+    ((6, 1, 9, 11), (1, 3, 3), (1, 2, 2), (0, 0, 0)),
+    ((4, 1, 8, 7), (1, 2, 3), (1, 1, 2), (0, 1, 1)),
+    ((3, 1, 1, 10), (1, 1, 4), (1, 1, 3), (0, 0, 2)),
+])
+def test_2d_max_kernels_match_the_general_kernels(shape, kernel, stride, pad):
+    # small integers: many ties, so the first-maximum rule is exercised
+    x = np.random.RandomState(0).randint(-3, 4, shape).astype(np.float32)
+    out = tuple((n + 2 * q - k) // s + 1 for n, k, s, q in zip(shape[1:], kernel, stride, pad))
+    limit = tuple(n + q for n, q in zip(shape[1:], pad))
+    lowest = np.float32(np.finfo(np.float32).min)
+    y, y_ref = (np.empty(shape[:1] + out, np.float32) for _ in range(2))
+    kern._max_forward_2d(x, y, kernel, stride, pad, limit, lowest)
+    kern._max_forward(x, y_ref, kernel, stride, pad, limit, lowest)
+    np.testing.assert_array_equal(y, y_ref)
+    dy = np.random.RandomState(1).standard_normal(y.shape).astype(np.float32)
+    dx, dx_ref = np.ones_like(x), np.ones_like(x)
+    kern._max_backward_2d(x, dy, dx, kernel, stride, pad, limit)
+    kern._max_backward(x, dy, dx_ref, kernel, stride, pad, limit)
+    np.testing.assert_array_equal(dx, dx_ref)

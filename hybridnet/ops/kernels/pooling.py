@@ -83,6 +83,73 @@ def _max_backward(x, dy, dx, kernel, stride, pad, limit):
 
 
 @numba.njit(nogil=True, cache=True)
+def _max_forward_2d(x, y, kernel, stride, pad, limit, lowest):
+    """``_max_forward`` for one spatial plane per channel (D == 1, kernel depth 1) on
+    C-contiguous arrays: flat unsigned indexing, no depth loop (about 3x faster)."""
+    planes, _, h_, w_ = x.shape
+    _, _, oh, ow = y.shape
+    kh, kw, sh, sw, ph, pw = kernel[1], kernel[2], stride[1], stride[2], pad[1], pad[2]
+    eh, ew = min(limit[1], h_), min(limit[2], w_)
+    src = x.ravel()
+    dst = y.ravel()
+    for c in range(planes):
+        base = c * h_ * w_
+        o = c * oh * ow
+        for b in range(oh):
+            y0 = b * sh - ph
+            y1 = min(y0 + kh, eh)
+            y0 = max(y0, 0)
+            for q in range(ow):
+                x0 = q * sw - pw
+                x1 = min(x0 + kw, ew)
+                x0 = max(x0, 0)
+                m = lowest
+                for yy in range(y0, y1):
+                    row = base + yy * w_
+                    for xx in range(x0, x1):
+                        v = src[np.uint64(row + xx)]
+                        if v > m:
+                            m = v
+                dst[np.uint64(o)] = m
+                o += 1
+
+
+@numba.njit(nogil=True, cache=True)
+def _max_backward_2d(x, dy, dx, kernel, stride, pad, limit):
+    """``_max_backward`` for D == 1 on C-contiguous arrays (same first-maximum rule)."""
+    planes, _, h_, w_ = x.shape
+    _, _, oh, ow = dy.shape
+    kh, kw, sh, sw, ph, pw = kernel[1], kernel[2], stride[1], stride[2], pad[1], pad[2]
+    eh, ew = min(limit[1], h_), min(limit[2], w_)
+    src = x.ravel()
+    grad = dy.ravel()
+    dst = dx.ravel()
+    for c in range(planes):
+        base = c * h_ * w_
+        o = c * oh * ow
+        for b in range(oh):
+            y0 = b * sh - ph
+            y1 = min(y0 + kh, eh)
+            y0 = max(y0, 0)
+            for q in range(ow):
+                x0 = q * sw - pw
+                x1 = min(x0 + kw, ew)
+                x0 = max(x0, 0)
+                if y0 < y1 and x0 < x1:
+                    best = base + y0 * w_ + x0
+                    m = src[np.uint64(best)]
+                    for yy in range(y0, y1):
+                        row = base + yy * w_
+                        for xx in range(x0, x1):
+                            v = src[np.uint64(row + xx)]
+                            if v > m:
+                                m = v
+                                best = row + xx
+                    dst[np.uint64(best)] += grad[np.uint64(o)]
+                o += 1
+
+
+@numba.njit(nogil=True, cache=True)
 def _pow(v, p):
     if p == 1:
         return v
@@ -157,13 +224,22 @@ def _use_numba(*arrays) -> bool:
     return all(type(a) is np.ndarray and a.dtype in (np.float32, np.float64) for a in arrays)
 
 
+def _flat_2d(x, kernel) -> bool:
+    """The 2-D max kernels apply: no depth axis and a C-contiguous input."""
+    return x.shape[1] == 1 and kernel[0] == 1 and x.flags.c_contiguous
+
+
 def pool_forward(xp, x, y, kind: int, kernel, stride, pad, limit, p_value: int = 1,
                  include_pad: bool = True) -> None:
     """y = pooling of x; both canonical (planes, D, H, W); y is overwritten."""
     if not (_use_numba(x, y) and y.flags.c_contiguous):
         pool_forward_xp(xp, x, y, kind, kernel, stride, pad, limit, p_value, include_pad)
     elif kind == MAX:
-        _max_forward(x, y, kernel, stride, pad, limit, x.dtype.type(np.finfo(x.dtype).min))
+        lowest = x.dtype.type(np.finfo(x.dtype).min)
+        if _flat_2d(x, kernel):
+            _max_forward_2d(x, y, kernel, stride, pad, limit, lowest)
+        else:
+            _max_forward(x, y, kernel, stride, pad, limit, lowest)
     else:
         _sum_forward(x, y, kernel, stride, pad, limit, kind, p_value, include_pad)
 
@@ -175,7 +251,10 @@ def pool_backward(xp, x, y, dy, dx, kind: int, kernel, stride, pad, limit, p_val
         pool_backward_xp(xp, x, y, dy, dx, kind, kernel, stride, pad, limit, p_value,
                          include_pad)
     elif kind == MAX:
-        _max_backward(x, dy, dx, kernel, stride, pad, limit)
+        if _flat_2d(x, kernel) and dy.flags.c_contiguous:
+            _max_backward_2d(x, dy, dx, kernel, stride, pad, limit)
+        else:
+            _max_backward(x, dy, dx, kernel, stride, pad, limit)
     else:
         _sum_backward(x, y, dy, dx, kernel, stride, pad, limit, kind, p_value, include_pad)
 

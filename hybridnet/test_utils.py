@@ -16,7 +16,8 @@ from .context import Context, cpu
 __all__ = ["default_context", "set_default_context", "assert_almost_equal", "almost_equal",
            "same", "assert_exception", "rand_ndarray", "rand_shape_2d", "rand_shape_3d",
            "rand_shape_nd", "random_arrays", "numeric_grad", "check_numeric_gradient",
-           "environment", "default_rtols", "default_atols", "get_mnist"]
+           "environment", "default_rtols", "default_atols", "default_dtype", "get_mnist",
+           "assert_almost_equal_ignore_nan", "assert_allclose", "get_rtol", "get_atol"]
 
 _default_ctx = [None]
 
@@ -27,16 +28,19 @@ def default_context() -> Context:
 
 
 def set_default_context(ctx: Context) -> None:
+    """Make ``ctx`` the device ``default_context()`` returns."""
     _default_ctx[0] = ctx
 
 
 def default_rtols():
+    """Relative tolerance per dtype that comparisons use when none is given."""
     return {np.dtype(np.float16): 1e-2, np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-5,
             np.dtype(np.bool_): 0, np.dtype(np.int8): 0, np.dtype(np.uint8): 0,
             np.dtype(np.int32): 0, np.dtype(np.int64): 0}
 
 
 def default_atols():
+    """Absolute tolerance per dtype that comparisons use when none is given."""
     return {np.dtype(np.float16): 1e-1, np.dtype(np.float32): 1e-3, np.dtype(np.float64): 1e-20,
             np.dtype(np.bool_): 0, np.dtype(np.int8): 0, np.dtype(np.uint8): 0,
             np.dtype(np.int32): 0, np.dtype(np.int64): 0}
@@ -92,9 +96,34 @@ def assert_almost_equal(a, b, rtol=None, atol=None, names=("a", "b"), equal_nan=
         idx = np.unravel_index(flat, err.shape)
         if err[idx] <= 0:
             break
-        lines.append(f"  at {tuple(int(i) for i in idx)}: {names[0]}={a64[idx]!r} "
-                     f"{names[1]}={b64[idx]!r}")
+        lines.append(f"  at {tuple(int(i) for i in idx)}: {names[0]}={float(a64[idx])!r} "
+                     f"{names[1]}={float(b64[idx])!r}")
     raise AssertionError("\n".join(lines))
+
+
+def assert_almost_equal_ignore_nan(a, b, rtol=None, atol=None, names=("a", "b")):
+    """``assert_almost_equal`` after zeroing the positions where either side is NaN."""
+    a, b = np.array(_as_numpy(a), copy=True), np.array(_as_numpy(b), copy=True)
+    nan = np.isnan(a) | np.isnan(b) if a.dtype.kind == b.dtype.kind == "f" else None
+    if nan is not None:
+        a[nan], b[nan] = 0, 0
+    assert_almost_equal(a, b, rtol, atol, names)
+
+
+def assert_allclose(a, b, rtol=1e-07, atol=0, equal_nan=True):
+    """numpy-style closeness check (MXNet 1.x's helper): ``assert_almost_equal`` with these
+    defaults."""
+    assert_almost_equal(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan)
+
+
+def get_rtol(rtol=None, dtype=np.dtype(np.float64)):
+    """``rtol``, or the default relative tolerance of ``dtype``."""
+    return default_rtols()[np.dtype(dtype)] if rtol is None else rtol
+
+
+def get_atol(atol=None, dtype=np.dtype(np.float64)):
+    """``atol``, or the default absolute tolerance of ``dtype``."""
+    return default_atols()[np.dtype(dtype)] if atol is None else atol
 
 
 def same(a, b) -> bool:
@@ -112,15 +141,18 @@ def assert_exception(f, exception_type, *args, **kwargs):
 
 
 def rand_shape_2d(dim0=10, dim1=10):
+    """A random 2-d shape with dims in [1, dim0] and [1, dim1]."""
     return np.random.randint(1, dim0 + 1), np.random.randint(1, dim1 + 1)
 
 
 def rand_shape_3d(dim0=10, dim1=10, dim2=10):
+    """A random 3-d shape with dims in [1, dim_i]."""
     return (np.random.randint(1, dim0 + 1), np.random.randint(1, dim1 + 1),
             np.random.randint(1, dim2 + 1))
 
 
 def rand_shape_nd(num_dim, dim=10):
+    """A random ``num_dim``-d shape with dims in [1, dim]."""
     return tuple(np.random.randint(1, dim + 1, size=num_dim).tolist())
 
 
@@ -169,21 +201,17 @@ def environment(*args):
 
 
 def _eager_loss(fn, arrays, head, ctx):
-    """sum(head * fn(arrays)) in float64, and fn's outputs."""
+    """sum(head * fn(arrays)) over every output in float64 (plain sums when ``head`` is None)."""
     from . import ndarray as nd
     outs = fn(*[nd.array(a, ctx=ctx, dtype=np.float64) for a in arrays])
     outs = [outs] if not isinstance(outs, (list, tuple)) else list(outs)
+    head = head if head is not None else [1.0] * len(outs)
     return sum(float((o.asnumpy().astype(np.float64) * h).sum()) for o, h in zip(outs, head))
 
 
-def numeric_grad(fn, location, eps=1e-4, directions=None, head=None, ctx=None):
-    """Directional derivatives of ``sum(head * fn(*location))`` by central differences.
-
-    Returns one number per input: the derivative along ``directions[i]`` (random unit vectors
-    unless given), computed in float64.
-    """
-    ctx = ctx or default_context()
-    location = [np.asarray(a, dtype=np.float64) for a in location]
+def _directional_grads(fn, location, eps, directions, head, ctx):
+    """Derivatives of ``sum(head * fn(*location))`` along ``directions[i]`` for each input i, by
+    central differences in float64."""
     out = []
     for i, v in enumerate(directions):
         plus = [a + eps * v if j == i else a for j, a in enumerate(location)]
@@ -191,6 +219,73 @@ def numeric_grad(fn, location, eps=1e-4, directions=None, head=None, ctx=None):
         out.append((_eager_loss(fn, plus, head, ctx) - _eager_loss(fn, minus, head, ctx))
                    / (2 * eps))
     return out
+
+
+def default_dtype():
+    """The dtype MXNet's test helpers default to: float32."""
+    return np.float32
+
+
+def numeric_grad(executor, location, aux_states=None, eps=1e-4, use_forward_train=True,
+                 dtype=default_dtype()):
+    """Numeric gradient of the sum of the first output by central differences (MXNet 1.x).
+
+    ``executor`` is an Executor and ``location`` maps argument names to numpy arrays (all of
+    them are copied in; ``aux_states`` likewise): returns ``{name: gradient}`` for every float
+    argument, each element perturbed by +-eps/2 in turn, as MXNet computes it. ``executor`` may
+    also be a Python function of NDArrays with ``location`` a list of arrays: then the list of
+    gradients of ``sum(fn(*arrays))`` (all outputs), computed in float64.
+    """
+    from . import ndarray as nd
+    if not hasattr(executor, "arg_dict"):
+        if not callable(executor):
+            raise TypeError(f"numeric_grad expects an Executor or a function, got "
+                            f"{type(executor).__name__}")
+        return _numeric_grad_eager(executor, location, eps)
+    location = {k: np.array(_as_numpy(v), order="C") for k, v in location.items()}
+    for k, v in location.items():
+        executor.arg_dict[k][:] = nd.array(v, dtype=dtype)
+    grads = {k: np.zeros(v.shape, dtype=dtype) for k, v in location.items()}
+
+    def first_output_sum():
+        for key, val in (aux_states or {}).items():
+            executor.aux_dict[key][:] = nd.array(_as_numpy(val), dtype=dtype)
+        executor.forward(is_train=use_forward_train)
+        return executor.outputs[0].asnumpy()
+
+    for k, v in location.items():
+        if v.dtype.kind != "f":
+            continue
+        flat, target = v.reshape(-1), executor.arg_dict[k]
+        for i in range(flat.size):
+            old = flat[i]
+            flat[i] = old + eps / 2.0
+            target[:] = nd.array(v, dtype=dtype)
+            f_plus = first_output_sum()
+            flat[i] = old - eps / 2.0
+            target[:] = nd.array(v, dtype=dtype)
+            f_minus = first_output_sum()
+            grads[k].reshape(-1)[i] = (f_plus - f_minus).sum() / eps
+            flat[i] = old
+        target[:] = nd.array(v, dtype=dtype)
+    return grads
+
+
+def _numeric_grad_eager(fn, location, eps):
+    location = [np.array(_as_numpy(a), dtype=np.float64) for a in location]
+    ctx = default_context()
+    grads = []
+    for i, a in enumerate(location):
+        g = np.zeros(a.shape)
+        for j in range(a.size):
+            step = np.zeros(a.size)
+            step[j] = eps
+            plus = [b + step.reshape(a.shape) if k == i else b for k, b in enumerate(location)]
+            minus = [b - step.reshape(a.shape) if k == i else b for k, b in enumerate(location)]
+            g.reshape(-1)[j] = (_eager_loss(fn, plus, None, ctx)
+                                - _eager_loss(fn, minus, None, ctx)) / (2 * eps)
+        grads.append(g)
+    return grads
 
 
 def check_numeric_gradient(sym, location, aux_states=None, numeric_eps=1e-4, rtol=1e-3,
@@ -224,7 +319,7 @@ def check_numeric_gradient(sym, location, aux_states=None, numeric_eps=1e-4, rto
     for a in location:
         v = rng.standard_normal(a.shape)
         directions.append(v / max(np.linalg.norm(v), 1e-12))
-    numeric = numeric_grad(sym, location, numeric_eps, directions, head, ctx)
+    numeric = _directional_grads(sym, location, numeric_eps, directions, head, ctx)
     atol = 1e-6 if atol is None else atol
     for i in which:
         analytic = float((arrays[i].grad.asnumpy() * directions[i]).sum())

@@ -99,11 +99,36 @@ def test_creation_functions():
         mx.nd.arange(0, 3, 0)
 
 
+def test_integer_fill_values_and_ranges_cast_like_mxnet():
+    # MXNet 1.9.1 (values checked on it): C casts of the double value, start and step
+    assert mx.nd.full((2,), 2.7, dtype="int32").asnumpy().tolist() == [2, 2]
+    assert mx.nd.full((2,), -2.7, dtype="int32").asnumpy().tolist() == [-2, -2]
+    assert mx.nd.full((2,), 300, dtype="uint8").asnumpy().tolist() == [44, 44]
+    assert mx.nd.full((1,), -1, dtype="uint8").asnumpy().tolist() == [255]
+    assert mx.sym.full((2,), 300, dtype="uint8").eval()[0].asnumpy().tolist() == [44, 44]
+    assert mx.nd.arange(0, 5, 1.5, dtype="int32").asnumpy().tolist() == [0, 1, 2, 3]
+    assert mx.nd.arange(0.5, 5, 1.5, dtype="int32", repeat=2).asnumpy().tolist() == \
+        [0, 0, 1, 1, 2, 2]
+    assert mx.nd.arange(-3.5, 2, 1.2, dtype="int64").asnumpy().tolist() == [-3, -2, -1, 0, 1]
+    assert mx.sym.arange(0.5, 5, 1.5, dtype="int32").eval()[0].asnumpy().tolist() == [0, 1, 2]
+    # float32 ranges are start + i * step in float32, bit for bit
+    got = mx.nd.arange(0, 3, 0.1).asnumpy()
+    want = np.float32(0) + np.arange(30).astype(np.float32) * np.float32(0.1)
+    assert got.dtype == np.float32 and got.tobytes() == want.tobytes()
+
+
 def test_moveaxis():
     x = mx.nd.array(np.arange(24).reshape(2, 3, 4))
     np.testing.assert_array_equal(mx.nd.moveaxis(x, 0, -1).asnumpy(),
                                   np.moveaxis(np.arange(24).reshape(2, 3, 4), 0, -1))
     assert mx.nd.moveaxis(x, [0, 1], [2, 0]).shape == (3, 4, 2)
+    with pytest.raises(ValueError, match="destination axis 5 is out of range for an array of "
+                                         "3 dims"):
+        mx.nd.moveaxis(x, 0, 5)
+    with pytest.raises(ValueError, match="source axis -4 is out of range"):
+        mx.nd.moveaxis(x, -4, 0)
+    with pytest.raises(ValueError, match="repeated axes"):
+        mx.nd.moveaxis(x, [0, 0], [1, 2])
 
 
 def test_from_numpy_zero_copy_and_copy():

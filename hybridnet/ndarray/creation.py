@@ -11,6 +11,7 @@ import numpy as np
 
 from ..base import HybridNetError
 from ..context import Context, current_context
+from ..ops.creation import arange_values, cast_fill_value
 from ..ops.params import parse_dtype
 from .ndarray import NDArray, call_op
 
@@ -44,29 +45,24 @@ def ones(shape, ctx: Context | None = None, dtype=None, **kwargs) -> NDArray:
 
 
 def full(shape, val, ctx: Context | None = None, dtype=np.float32, out=None) -> NDArray:
-    """An array filled with ``val`` (written into ``out`` when given)."""
+    """An array filled with ``val`` (written into ``out`` when given); integer dtypes get
+    MXNet's C cast of the value (2.7 -> 2, 300 -> 44 in uint8)."""
     if out is not None:
         out[:] = val
         return out
     ctx = ctx or current_context()
-    return NDArray(ctx.xp.full(_shape(shape), val, _dtype(dtype)), ctx)
+    dt = _dtype(dtype)
+    return NDArray(ctx.xp.full(_shape(shape), cast_fill_value(val, dt), dt), ctx)
 
 
 def arange(start, stop=None, step=1.0, repeat=1, infer_range=None, ctx=None,
            dtype=np.float32) -> NDArray:
     """Evenly spaced values in [start, stop), each repeated ``repeat`` times (MXNet's arange).
 
+    Integer dtypes cast start and step first, as MXNet does (int32 with step 1.5 steps by 1).
     ``infer_range`` is accepted for compatibility (MXNet deprecated it); it changes nothing.
     """
-    if stop is None:
-        start, stop = 0, start
-    if step == 0:
-        raise ValueError("arange: step must not be 0")
-    if int(repeat) < 1:
-        raise ValueError(f"arange: repeat must be >= 1, got {repeat}")
-    values = np.arange(start, stop, step, dtype=np.float64).astype(_dtype(dtype))
-    if repeat != 1:
-        values = np.repeat(values, int(repeat))
+    values = arange_values(start, stop, step, repeat, _dtype(dtype))
     ctx = ctx or current_context()
     return NDArray(ctx.xp.asarray(values), ctx)
 
@@ -91,8 +87,16 @@ def moveaxis(tensor: NDArray, source, destination) -> NDArray:
     dst = [destination] if isinstance(destination, numbers.Integral) else list(destination)
     if len(src) != len(dst):
         raise ValueError("moveaxis: source and destination need the same number of axes")
+    for what, axes in (("source", src), ("destination", dst)):
+        for a in axes:
+            if not -nd <= a < nd:
+                raise ValueError(f"moveaxis: {what} axis {a} is out of range for an array of "
+                                 f"{nd} dims")
     src = [s % nd for s in src]
     dst = [d % nd for d in dst]
+    if len(set(src)) != len(src) or len(set(dst)) != len(dst):
+        raise ValueError(f"moveaxis: repeated axes in source {source} or destination "
+                         f"{destination}")
     order = [n for n in range(nd) if n not in src]
     for d, s in sorted(zip(dst, src)):
         order.insert(d, s)

@@ -16,7 +16,34 @@ from ..base import ShapeError
 from .params import Param
 from .registry import OpDef, register
 
-__all__: list = []
+__all__ = ["cast_fill_value", "arange_values"]
+
+
+def cast_fill_value(value, dtype):
+    """``value`` as MXNet stores it in ``dtype``: a C cast of the double, so integer types
+    truncate towards zero and wrap around (300 -> 44 in uint8, -1 -> 255)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "iu":
+        return np.array(float(value)).astype(np.int64).astype(dtype)[()]
+    return np.array(value).astype(dtype)[()]
+
+
+def arange_values(start, stop, step, repeat, dtype) -> np.ndarray:
+    """MXNet's arange: ``ceil((stop - start) / step)`` values ``start + i * step`` computed in
+    ``dtype`` (start and step are cast first: an int32 range with step 1.5 steps by 1), each
+    repeated ``repeat`` times; ``stop=None`` means [0, start)."""
+    if stop is None:
+        start, stop = 0.0, start
+    if step == 0:
+        raise ShapeError("arange", "step must not be 0")
+    if int(repeat) < 1:
+        raise ShapeError("arange", f"repeat must be >= 1, got {repeat}")
+    n = max(0, int(math.ceil((stop - start) / step)))
+    dtype = np.dtype(dtype)
+    first, stride = cast_fill_value(start, dtype), cast_fill_value(step, dtype)
+    with np.errstate(over="ignore"):
+        values = (first + np.arange(n).astype(dtype) * stride).astype(dtype)
+    return np.repeat(values, int(repeat)) if repeat != 1 else values
 
 
 class _DeviceParam(Param):
@@ -60,7 +87,8 @@ for _name, _value, _doc in (("_zeros", lambda p: 0, "An array of zeros."),
 
 register(OpDef("_full", params=_common(None) + [Param("value", "float", doc="the fill value")],
                inputs=(), infer_shape=_constant_shape("_full"), infer_type=_type_of,
-               forward=_fill(lambda p: p.value), doc="An array filled with ``value``."))
+               forward=_fill(lambda p: cast_fill_value(p.value, p.dtype or np.float32)),
+               doc="An array filled with ``value``."))
 
 
 def _arange_length(p) -> int:
@@ -80,11 +108,8 @@ def _arange_shape(p, in_shapes):
 
 
 def _arange_forward(ctx, p, inputs, aux, outputs, is_train):
-    start, stop = (0.0, p.start) if p.stop is None else (p.start, p.stop)
-    values = np.arange(start, stop, p.step, dtype=np.float64)
-    if p.repeat != 1:
-        values = np.repeat(values, p.repeat)
-    outputs[0][...] = ctx.xp.asarray(values.astype(outputs[0].dtype))
+    values = arange_values(p.start, p.stop, p.step, p.repeat, outputs[0].dtype)
+    outputs[0][...] = ctx.xp.asarray(values)
 
 
 register(OpDef(

@@ -14,5 +14,7 @@ from __future__ import annotations
 from .base_module import BaseModule, ModuleStateError
 from .executor_group import DataParallelExecutorGroup
 from .module import Module
+from .bucketing_module import BucketingModule
 
-__all__ = ["BaseModule", "ModuleStateError", "Module", "DataParallelExecutorGroup"]
+__all__ = ["BaseModule", "ModuleStateError", "Module", "DataParallelExecutorGroup",
+           "BucketingModule"]

@@ -231,6 +231,32 @@ def test_fluent_methods_and_constants():
     np.testing.assert_array_equal(got[3], [1, 1, 3, 3, 5, 5])
 
 
+def test_eye_linspace_and_split_v2_nodes_like_mxnet():
+    # node attributes and values as MXNet 1.9.1 writes and computes them
+    eye = json.loads(mx.sym.eye(3, 4, 1, dtype="int32").tojson())["nodes"][0]
+    assert (eye["op"], eye["name"], eye["attrs"]) == \
+        ("_eye", "_eye0", {"M": "4", "N": "3", "dtype": "int32", "k": "1"})
+    assert mx.sym.eye(3, 4, 1, dtype="int32").eval()[0].asnumpy().tolist() == \
+        np.eye(3, 4, 1).tolist()
+    lin = mx.sym.linspace(0, 1, 5, endpoint=False)
+    assert json.loads(lin.tojson())["nodes"][0]["attrs"] == \
+        {"dtype": "float32", "endpoint": "False", "num": "5", "start": "0", "stop": "1"}
+    assert lin.eval()[0].asnumpy().tobytes().hex() == "00000000cdcc4c3ecdcccc3e9a99193fcdcc4c3f"
+    assert mx.nd.linspace(0, 10, 4, dtype="int32").asnumpy().tolist() == [0, 3, 6, 10]
+    parts = mx.sym.split_v2(mx.sym.var("x"), (1, 3), axis=1)
+    assert parts.list_outputs() == ["_split_v20_output0", "_split_v20_output1",
+                                    "_split_v20_output2"]
+    assert json.loads(parts.tojson())["nodes"][1]["attrs"] == \
+        {"axis": "1", "indices": "[0, 1, 3]", "sections": "0", "squeeze_axis": "False"}
+    x = np.arange(10.0).reshape(2, 5)
+    got = [o.asnumpy() for o in parts.eval(x=mx.nd.array(x))]
+    for g, want in zip(got, np.split(x, [1, 3], axis=1)):
+        np.testing.assert_array_equal(g, want)
+    assert mx.sym.var("x").split_v2(2).infer_shape(x=(4, 3))[1] == [(2, 3), (2, 3)]
+    with pytest.raises(TypeError, match="an int or a tuple of ints"):
+        mx.sym.split_v2(mx.sym.var("x"), 1.5)
+
+
 def test_namespaces():
     assert mx.sym.random.uniform is mx.sym.op._random_uniform or callable(mx.sym.random.uniform)
     assert mx.sym.random.uniform(low=0, high=1, shape=(2,)).list_outputs()[0].endswith("_output")

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..base import HybridNetError
 from ..context import Context, current_context
-from ..ops.creation import arange_values, cast_fill_value
+from ..ops.creation import arange_values, cast_fill_value, linspace_values
 from ..ops.params import parse_dtype
 from .ndarray import NDArray, call_op
 
@@ -70,8 +70,7 @@ def arange(start, stop=None, step=1.0, repeat=1, infer_range=None, ctx=None,
 def linspace(start, stop, num, endpoint=True, ctx=None, dtype=np.float32) -> NDArray:
     """``num`` evenly spaced values from start to stop."""
     ctx = ctx or current_context()
-    values = np.linspace(start, stop, int(num), endpoint=bool(endpoint)).astype(_dtype(dtype))
-    return NDArray(ctx.xp.asarray(values), ctx)
+    return NDArray(ctx.xp.asarray(linspace_values(start, stop, num, endpoint, _dtype(dtype))), ctx)
 
 
 def eye(N, M=0, k=0, ctx=None, dtype=np.float32, **kwargs) -> NDArray:

@@ -16,7 +16,7 @@ from ..base import ShapeError
 from .params import Param
 from .registry import OpDef, register
 
-__all__ = ["cast_fill_value", "arange_values"]
+__all__ = ["cast_fill_value", "arange_values", "linspace_values"]
 
 
 def cast_fill_value(value, dtype):
@@ -91,6 +91,14 @@ register(OpDef("_full", params=_common(None) + [Param("value", "float", doc="the
                doc="An array filled with ``value``."))
 
 
+def linspace_values(start, stop, num, endpoint, dtype) -> np.ndarray:
+    """``num`` evenly spaced values from start to stop (stop included when ``endpoint``),
+    computed in float64 and then cast to ``dtype``."""
+    if int(num) < 0:
+        raise ShapeError("linspace", f"num must be >= 0, got {num}")
+    return np.linspace(start, stop, int(num), endpoint=bool(endpoint)).astype(dtype)
+
+
 def _arange_length(p) -> int:
     start, stop = (0.0, p.start) if p.stop is None else (p.start, p.stop)
     if p.step == 0:
@@ -123,3 +131,38 @@ register(OpDef(
             Param("dtype", "dtype", np.dtype(np.float32), "output dtype")],
     inputs=(), infer_shape=_arange_shape, infer_type=_type_of, forward=_arange_forward,
     doc="Evenly spaced values in [start, stop), each repeated ``repeat`` times."))
+
+
+register(OpDef(
+    "_linspace",
+    params=[Param("start", "float", doc="the first value"),
+            Param("stop", "float", doc="the last value (included when endpoint)"),
+            Param("step", "float", 1.0, "accepted for MXNet compatibility (unused)"),
+            Param("repeat", "int", 1, "accepted for MXNet compatibility (unused)"),
+            Param("infer_range", "bool", False, "accepted for MXNet compatibility (unused)"),
+            _DeviceParam("ctx", "context", None, "device of the output ('' = current)"),
+            Param("dtype", "dtype", np.dtype(np.float32), "output dtype"),
+            Param("num", "int", doc="how many values"),
+            Param("endpoint", "bool", True, "include stop")],
+    inputs=(), infer_shape=lambda p, in_shapes: ([], [(p.num,)], []), infer_type=_type_of,
+    forward=lambda ctx, p, inputs, aux, outputs, is_train: outputs[0].__setitem__(
+        Ellipsis, ctx.xp.asarray(linspace_values(p.start, p.stop, p.num, p.endpoint,
+                                                 outputs[0].dtype))),
+    doc="``num`` evenly spaced values from start to stop."))
+
+
+def _eye_forward(ctx, p, inputs, aux, outputs, is_train):
+    out = outputs[0]
+    out[...] = ctx.xp.eye(out.shape[0], out.shape[1], p.k, dtype=out.dtype)
+
+
+register(OpDef(
+    "_eye",
+    params=[Param("N", "int", doc="number of rows"),
+            Param("M", "int", 0, "number of columns (0: N)"),
+            Param("k", "int", 0, "the diagonal: 0 main, > 0 above, < 0 below"),
+            _DeviceParam("ctx", "context", None, "device of the output ('' = current)"),
+            Param("dtype", "dtype", np.dtype(np.float32), "output dtype")],
+    inputs=(), infer_shape=lambda p, in_shapes: ([], [(p.N, p.M or p.N)], []),
+    infer_type=_type_of, forward=_eye_forward,
+    doc="A 2-D array with ones on the k-th diagonal and zeros elsewhere."))

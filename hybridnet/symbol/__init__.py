@@ -65,6 +65,37 @@ def arange(start, stop=None, step=1.0, repeat=1, infer_range=False, name: str | 
                      repeat=repeat, infer_range=infer_range)
 
 
+def linspace(start, stop, num, endpoint=True, name: str | None = None, dtype=None) -> Symbol:
+    """``num`` evenly spaced values from start to stop (``_linspace``)."""
+    return _creation("_linspace", "_linspace", name, dtype, start=start, stop=stop, num=num,
+                     endpoint=endpoint)
+
+
+def eye(N, M=0, k=0, dtype=None, name: str | None = None, **kwargs) -> Symbol:
+    """A constant 2-D node with ones on the k-th diagonal (``_eye``)."""
+    return _creation("_eye", "_eye", name, dtype, N=N, M=M, k=k, **kwargs)
+
+
+def split_v2(ary, indices_or_sections, axis: int = 0, squeeze_axis: bool = False) -> Symbol:
+    """Split ``ary`` into ``indices_or_sections`` equal pieces (an int) or at the given split
+    points (a tuple): MXNet's wrapper over ``_split_v2``, also the ``Symbol.split_v2`` method."""
+    if isinstance(indices_or_sections, numbers.Integral) and \
+            not isinstance(indices_or_sections, bool):
+        indices, sections = [], int(indices_or_sections)
+    elif isinstance(indices_or_sections, (tuple, list)):
+        indices, sections = [0] + [int(i) for i in indices_or_sections], 0
+    else:
+        raise TypeError(f"split_v2: indices_or_sections must be an int or a tuple of ints, got "
+                        f"{type(indices_or_sections).__name__}")
+    opdef = get_op("_split_v2")     # lists, not tuples: the JSON stores "[0, 1, 3]" like MXNet
+    p = opdef.parse_params({"indices": indices, "axis": axis, "squeeze_axis": squeeze_axis,
+                            "sections": sections})
+    return create_op(opdef, p, [ary], hint="_split_v2")
+
+
+Symbol.split_v2 = split_v2
+
+
 def _is_scalar(x) -> bool:
     return isinstance(x, numbers.Number) or (isinstance(x, np.generic) and np.ndim(x) == 0)
 
@@ -124,5 +155,5 @@ from . import fluent as _fluent  # noqa: E402
 _fluent.attach()
 
 __all__ = ["Symbol", "Executor", "var", "Variable", "Group", "load", "load_json", "zeros",
-           "ones", "full", "arange", "pow", "power", "maximum", "minimum", "hypot", "op",
+           "ones", "full", "arange", "linspace", "eye", "split_v2", "pow", "power", "maximum", "minimum", "hypot", "op",
            "random", "linalg", "contrib", "publish"]

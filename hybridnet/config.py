@@ -104,7 +104,9 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
             "nd.save flushes its temporary file to disk before renaming it over the target, so "
             "a checkpoint survives a power loss; 0 skips the flush (faster for many small files)"),
     Setting("HYBRIDNET_NUM_BLAS_THREADS", _int, 0,
-            "threads BLAS may use (0 = leave BLAS's own default)", ("OMP_NUM_THREADS",)),
+            "threads numpy's BLAS may use, set when the engine starts; 0 = cores // "
+            "HYBRIDNET_CPU_WORKER_NTHREADS (see hybridnet/engine/blas.py); 1 suits a "
+            "machine shared with other busy programs", ("OMP_NUM_THREADS",)),
     Setting("HYBRIDNET_MNIST_DIR", _str, "",
             "directory holding MNIST's idx files (gzip or not) for mx.test_utils.get_mnist(), "
             "which never downloads"),

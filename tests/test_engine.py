@@ -245,3 +245,32 @@ def test_waitall_raises_an_eager_error_nobody_read():
     _ = x + 1
     with pytest.raises(ZeroDivisionError):
         mx.nd.waitall()
+
+
+# ---- BLAS thread policy (engine/blas.py) ---------------------------------------------------
+def test_blas_policy_shares_the_cores_among_cpu_workers():
+    from hybridnet.engine import blas
+    import os
+    cores = os.cpu_count()
+    with mx.test_utils.environment({"HYBRIDNET_NUM_BLAS_THREADS": "0", "OMP_NUM_THREADS": None,
+                                    "HYBRIDNET_CPU_WORKER_NTHREADS": "1"}):
+        assert blas.policy_threads() == cores
+    with mx.test_utils.environment({"HYBRIDNET_NUM_BLAS_THREADS": "0", "OMP_NUM_THREADS": None,
+                                    "HYBRIDNET_CPU_WORKER_NTHREADS": str(2 * cores)}):
+        assert blas.policy_threads() == 1
+    with mx.test_utils.environment({"HYBRIDNET_NUM_BLAS_THREADS": "3"}):
+        assert blas.policy_threads() == 3
+
+
+def test_blas_thread_count_is_applied_when_the_engine_starts():
+    import os
+    import subprocess
+    import sys
+    code = ("import hybridnet as mx\nfrom hybridnet.engine import blas\n"
+            "mx.nd.ones((2,)).asnumpy()\nprint(blas.blas_threads())")
+    env = dict(os.environ, HYBRIDNET_NUM_BLAS_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    if out.stdout.strip() != "None":            # numpy with OpenBLAS
+        assert out.stdout.strip() == "1"

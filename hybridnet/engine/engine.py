@@ -413,6 +413,8 @@ def _create_engine() -> Engine:
     global _engine
     with _engine_lock:
         if _engine is None:
+            from .blas import apply_policy
+            apply_policy()            # BLAS threads x CPU workers = cores (engine/blas.py)
             kind = config.get("HYBRIDNET_ENGINE_TYPE")
             _engine = NaiveEngine() if kind == "NaiveEngine" else ThreadedEngine()
     return _engine

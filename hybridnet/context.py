@@ -13,7 +13,8 @@ import numpy as np
 
 from .base import HybridNetError
 
-__all__ = ["Context", "cpu", "gpu", "cpu_pinned", "current_context", "num_gpus"]
+__all__ = ["Context", "cpu", "gpu", "cpu_pinned", "current_context", "num_gpus",
+           "gpu_memory_info"]
 
 _DEVTYPE2STR = {1: "cpu", 2: "gpu", 3: "cpu_pinned", 5: "cpu_shared"}
 _STR2DEVTYPE = {v: k for k, v in _DEVTYPE2STR.items()}
@@ -73,10 +74,12 @@ class Context:
 
     @property
     def device_type(self) -> str:
+        """'cpu', 'gpu', 'cpu_pinned' or 'cpu_shared'."""
         return _DEVTYPE2STR[self.device_typeid]
 
     @property
     def is_gpu(self) -> bool:
+        """Whether arrays on this device live in GPU memory (cupy)."""
         return self.device_typeid == 2
 
     @property
@@ -156,3 +159,11 @@ def num_gpus() -> int:
         return int(cupy.cuda.runtime.getDeviceCount())
     except Exception:  # no cupy, no driver, no device: all mean zero GPUs here
         return 0
+
+
+def gpu_memory_info(device_id: int = 0) -> tuple:
+    """(free, total) bytes of GPU ``device_id``; a HybridNetError without cupy or that GPU."""
+    cupy = gpu(device_id).xp
+    with cupy.cuda.Device(device_id):
+        free, total = cupy.cuda.runtime.memGetInfo()
+    return int(free), int(total)

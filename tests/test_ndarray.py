@@ -481,6 +481,9 @@ def test_gpu_without_cupy_is_a_clear_error():
         mx.nd.array([1, 2], ctx=mx.gpu(0))
     with pytest.raises(HybridNetError, match=want):
         mx.nd.ones((2,)).copyto(mx.gpu(0))
+    with pytest.raises(HybridNetError, match=want):
+        mx.context.gpu_memory_info(0)
+    assert mx.context.num_gpus() == 0 and str(mx.gpu(1)) == "gpu(1)"   # naming needs no cupy
 
 
 @pytest.mark.gpu

@@ -50,48 +50,63 @@ def to_chw(img: np.ndarray, y0: int, x0: int, mirror: bool, out: np.ndarray, mea
         _to_chw(img, int(y0), int(x0), bool(mirror), mean, mult, bias, out)
 
 
+def warp_affine(src: np.ndarray, matrix: np.ndarray, width: int, height: int,
+                fill: int) -> np.ndarray:
+    """Bilinear affine warp of an HWC uint8 image with a constant border, bit-exact with
+    ``cv::warpAffine`` (``INTER_LINEAR``, ``BORDER_CONSTANT``).
+
+    ``matrix`` (2x3, float32 like MXNet's ``cv::Mat``) maps source to destination coordinates.
+    OpenCV inverts it in double precision, steps the source coordinates in 1/1024 pixel
+    fixed point, keeps 1/32 pixel fractions, and blends with 15-bit integer weights.
+    """
+    m = np.asarray(matrix, np.float32).astype(np.float64).reshape(-1)
+    det = m[0] * m[4] - m[1] * m[3]
+    det = 1.0 / det if det != 0 else 0.0
+    a11, a22 = m[4] * det, m[0] * det
+    a12, a21 = -m[1] * det, -m[3] * det
+    b1 = -a11 * m[2] - a12 * m[5]
+    b2 = -a21 * m[2] - a22 * m[5]
+    inv = np.array([[a11, a12, b1], [a21, a22, b2]])
+    out = np.empty((int(height), int(width), src.shape[2]), np.uint8)
+    _warp_affine(np.ascontiguousarray(src), inv, int(fill), out)
+    return out
+
+
 @numba.njit(nogil=True, cache=True)
 def _warp_affine(src, inv, fill, out):
     sh, sw, c = src.shape
     dh, dw = out.shape[0], out.shape[1]
+    fill_u8 = 0 if fill < 0 else (255 if fill > 255 else fill)
+    adelta = np.empty(dw, np.int64)
+    bdelta = np.empty(dw, np.int64)
+    for x in range(dw):          # AB_SCALE = 1024, rounded half to even like cvRound
+        adelta[x] = int(np.rint(inv[0, 0] * x * 1024))
+        bdelta[x] = int(np.rint(inv[1, 0] * x * 1024))
     for y in range(dh):
+        x_base = int(np.rint((inv[0, 1] * y + inv[0, 2]) * 1024)) + 16    # + round_delta
+        y_base = int(np.rint((inv[1, 1] * y + inv[1, 2]) * 1024)) + 16
         for x in range(dw):
-            fx = inv[0, 0] * x + inv[0, 1] * y + inv[0, 2]
-            fy = inv[1, 0] * x + inv[1, 1] * y + inv[1, 2]
-            x0 = int(math.floor(fx))
-            y0 = int(math.floor(fy))
-            ax = fx - x0
-            ay = fy - y0
+            fx = (x_base + adelta[x]) >> 5          # 1/32 pixel units
+            fy = (y_base + bdelta[x]) >> 5
+            x0, y0 = fx >> 5, fy >> 5
+            ax, ay = fx & 31, fy & 31
+            w00 = (32 - ay) * (32 - ax) * 32        # INTER_REMAP_COEF_SCALE = 32768
+            w01 = (32 - ay) * ax * 32
+            w10 = ay * (32 - ax) * 32
+            w11 = ay * ax * 32
+            if x0 >= sw or x0 + 1 < 0 or y0 >= sh or y0 + 1 < 0:
+                for k in range(c):
+                    out[y, x, k] = fill_u8
+                continue
+            in_x0, in_x1 = 0 <= x0 < sw, 0 <= x0 + 1 < sw
+            in_y0, in_y1 = 0 <= y0 < sh, 0 <= y0 + 1 < sh
             for k in range(c):
-                acc = 0.0
-                for dy in range(2):
-                    yy = y0 + dy
-                    wy = ay if dy else 1.0 - ay
-                    for dx in range(2):
-                        xx = x0 + dx
-                        wx = ax if dx else 1.0 - ax
-                        if 0 <= yy < sh and 0 <= xx < sw:
-                            v = float(src[yy, xx, k])
-                        else:
-                            v = fill
-                        acc += wy * wx * v
-                r = int(acc + 0.5)
+                v00 = int(src[y0, x0, k]) if in_y0 and in_x0 else fill_u8
+                v01 = int(src[y0, x0 + 1, k]) if in_y0 and in_x1 else fill_u8
+                v10 = int(src[y0 + 1, x0, k]) if in_y1 and in_x0 else fill_u8
+                v11 = int(src[y0 + 1, x0 + 1, k]) if in_y1 and in_x1 else fill_u8
+                r = (v00 * w00 + v01 * w01 + v10 * w10 + v11 * w11 + 16384) >> 15
                 out[y, x, k] = 0 if r < 0 else (255 if r > 255 else r)
-
-
-def warp_affine(src: np.ndarray, matrix: np.ndarray, width: int, height: int,
-                fill: int) -> np.ndarray:
-    """Bilinear affine warp of an HWC uint8 image with a constant border (like cv::warpAffine).
-
-    ``matrix`` (2x3) maps source to destination coordinates.
-    """
-    m = np.asarray(matrix, np.float64)
-    a = np.array([[m[0, 0], m[0, 1]], [m[1, 0], m[1, 1]]])
-    inv_a = np.linalg.inv(a)
-    inv = np.concatenate([inv_a, -inv_a @ m[:, 2:3]], axis=1)
-    out = np.empty((int(height), int(width), src.shape[2]), np.uint8)
-    _warp_affine(np.ascontiguousarray(src), inv, float(fill), out)
-    return out
 
 
 @numba.njit(nogil=True, cache=True)

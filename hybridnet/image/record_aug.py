@@ -3,7 +3,8 @@ its normaliser, on numpy arrays, one image at a time, safe to run in several thr
 
 Order (as MXNet 1.9): resize the shorter side (``resize``) -> either ``random_resized_crop`` or
 [affine warp (rotate, shear, random scale, aspect ratio) -> ``pad`` -> crop (random when
-``rand_crop``, else centre; ``min/max_crop_size`` crop a random square and resize it)] ->
+``rand_crop``, else centre; ``min/max_crop_size`` crop a random square and resize it; an
+image smaller than data_shape is first scaled up to cover it, keeping its aspect ratio)] ->
 HSL jitter (``random_h/s/l``, OpenCV's 8-bit HLS) -> colour jitter (brightness, contrast,
 saturation) -> PCA noise -> mirror (``mirror`` or
 ``rand_mirror``) and ``(pixel - mean) * scale / std`` written channel-first into the batch.
@@ -136,8 +137,9 @@ class RecordAugmenter:
             else:
                 new_h, new_w = a["resize"], a["resize"] * w // h
             method = _inter(a["inter_method"], w, h, new_w, new_h, rng)
-            if self._plain_crop:       # resize only the window the crop keeps: same pixels
-                y, x = self._crop_origin(new_h, new_w, rng, where, "after resizing")
+            if self._plain_crop and new_h >= self.h and new_w >= self.w:
+                # resize only the window the crop keeps: the same pixels
+                y, x = self._crop_origin(new_h, new_w, rng)
                 img = _rs.resize(img, new_w, new_h, method, window=(x, y, self.w, self.h))
                 return self._colour(img, rng)
             img = _rs.resize(img, new_w, new_h, method)
@@ -217,15 +219,28 @@ class RecordAugmenter:
             else:
                 y, x = y // 2, x // 2
             return self._resize_to_output(img[y:y + size, x:x + size], rng)
-        y, x = self._crop_origin(h, w, rng, where, "after augmentation")
+        img = self._enlarge_to_output(img, rng)
+        y, x = self._crop_origin(img.shape[0], img.shape[1], rng)
         return img[y:y + self.h, x:x + self.w]
 
-    def _crop_origin(self, h: int, w: int, rng, where: str, when: str):
+    def _enlarge_to_output(self, img, rng):
+        """MXNet 1.9's rule for images smaller than data_shape: too short -> scale to the
+        output height (keeping the aspect ratio, width rounded down); then too narrow -> scale
+        to the output width."""
+        h, w = img.shape[:2]
+        if h < self.h:
+            new_w = w * self.h // h
+            img = _rs.resize(img, new_w, self.h,
+                             _inter(self.aug["inter_method"], w, h, new_w, self.h, rng))
+            h, w = img.shape[:2]
+        if w < self.w:
+            new_h = h * self.w // w
+            img = _rs.resize(img, self.w, new_h,
+                             _inter(self.aug["inter_method"], w, h, self.w, new_h, rng))
+        return img
+
+    def _crop_origin(self, h: int, w: int, rng):
         """Top-left corner of the data_shape crop of an h x w image (random or centred)."""
-        if h < self.h or w < self.w:
-            raise HybridNetError(f"image {where} is {w}x{h} (width x height) {when}, smaller "
-                                 f"than data_shape's {self.w}x{self.h}; set resize= to at least "
-                                 f"{max(self.h, self.w)} or use larger images")
         y, x = h - self.h, w - self.w
         if self.aug["rand_crop"]:
             return int(rng.integers(0, y + 1)), int(rng.integers(0, x + 1))

@@ -465,3 +465,11 @@ def test_dist_sync_workers_train_like_one_process(tmp_path):
         for name in PARAMS:
             assert_almost_equal(np.array(result["params"][name], np.float32),
                                 REF[f"single/step3/{name}"], **TOL)
+
+
+def test_train_mnist_example_learns_the_digits():
+    from test_examples import run_example
+    out = run_example("train_mnist.py", ["--quick"])
+    assert out.strip().splitlines()[-1].startswith("test accuracy: "), out[-2000:]
+    accuracy = float(out.strip().splitlines()[-1].split()[2])
+    assert accuracy >= 0.95, out[-2000:]

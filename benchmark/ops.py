@@ -10,13 +10,15 @@ GEMMs and real MXNet 1.9.1 in the same run.
   3->32 on 32x32, 32->32 on 15x15, 32->64 on 7x7; each followed by 3x3 stride-2 max pooling),
   eager ``nd`` + autograd in both frameworks, all inputs needing gradients. Target: at most
   1.5x MXNet's time.
+* Fused RNN, LSTM with 2 layers, hidden 256, sequence 32, batch 64 (input 256), eager ``nd`` +
+  autograd in both frameworks: at most 1.2x MXNet's time.
 
 MXNet runs in a subprocess with its own interpreter (HYBRIDNET_MXNET_PYTHON, default
 /tmp/mxref/bin/python) and OMP_NUM_THREADS=2; without it the MXNet column is skipped. Every
 number is the best of several repeats, and the two frameworks take turns (``--quick``: one
 turn), so load from other processes on a shared machine hits both alike.
 
-    python benchmark/ops.py [--quick]
+    python benchmark/ops.py [--quick] [section ...]     # sections: fc conv_pool lstm
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ sys.path.insert(0, ROOT)
 
 import hybridnet as mx  # noqa: E402
 from hybridnet.ops import get_op  # noqa: E402
+from hybridnet.ops.nn.rnn import rnn_param_size  # noqa: E402
 from hybridnet.ops.registry import OpContext  # noqa: E402
 
 FC_SIZES = (784, 2048, 4096, 1024, 10)
@@ -53,6 +56,10 @@ CONV_LAYERS = [
     ("pool3 3x3/2 @7x7", "Pooling", (128, 64, 7, 7),
      dict(kernel=(3, 3), stride=(2, 2), pool_type="max")),
 ]
+
+
+# (sequence, batch, hidden = input size, layers)
+LSTM_SHAPE = (32, 64, 256, 2)
 
 
 def best_of(fn, repeat: int, number: int = 1, sync=lambda: None) -> float:
@@ -104,14 +111,14 @@ def hybridnet_op(op_name: str, arrays, params, repeat: int) -> float:
     p = op.parse_params(params)
     ctx = OpContext(np, mx.cpu(), None)
     _, outs, _ = op.infer_shape(p, [a.shape for a in arrays])
-    y = np.empty(outs[0], np.float32)
-    dy = np.ones_like(y)
+    ys = [np.empty(s, np.float32) for s in outs]     # hidden outputs too (RNN's workspace)
+    heads = [np.ones_like(ys[0])] + [None] * (len(ys) - 1)
     grads = [np.empty_like(a) for a in arrays]
     req = ["write"] * len(arrays)
 
     def step():
-        op.forward(ctx, p, arrays, [], [y], True)
-        op.backward(ctx, p, [dy], arrays, [y], [], grads, req)
+        op.forward(ctx, p, arrays, [], ys, True)
+        op.backward(ctx, p, heads, arrays, ys, [], grads, req)
     return best_of(step, repeat)
 
 
@@ -255,10 +262,35 @@ def conv_pool_section(repeat: int, rounds: int) -> None:
     print()
 
 
-# Sections run in order. HOOK: the LSTM benchmark (RNN operator) adds its section function
-# -- ``def lstm_section(repeat: int, rounds: int) -> None`` printing its own table -- to this
-# list (``_rounds`` alternates its measurements with MXNet's).
-SECTIONS = [fc_section, conv_pool_section]
+def lstm_section(repeat: int, rounds: int) -> None:
+    seq_len, batch, hidden, layers = LSTM_SHAPE
+    params = {"state_size": hidden, "num_layers": layers, "mode": "lstm"}
+    size = rnn_param_size("lstm", hidden, hidden, layers, False)
+    shapes = [(seq_len, batch, hidden), (size,), (layers, batch, hidden), (layers, batch, hidden)]
+    rng = np.random.RandomState(0)
+    # MXNet's side draws every input from N(0, 1) too; the weights' scale does not change the work
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+
+    def measure():
+        return [(hybridnet_eager("RNN", arrays, params, repeat),
+                 hybridnet_op("RNN", arrays, params, repeat))]
+    ours, mxt, note = _rounds(measure, [("RNN", shapes, params)], repeat, rounds)
+    (eager, op_t), = ours
+    m = mxt[0] if mxt else None
+    ratio = f"{eager / m:>7.2f}x" if m else f"{'-':>8}"
+    print(f"Fused RNN: LSTM forward + backward, {layers} layers, hidden {hidden}, sequence "
+          f"{seq_len}, batch {batch}, input {hidden} (ms; all inputs need gradients)")
+    print(f"{'layer':<22}{'hybridnet':>10}{'(op only)':>10}{'MXNet':>10}{'ratio':>8}")
+    print(f"{'RNN lstm':<22}{_ms(eager):>10}{_ms(op_t):>10}{_ms(m):>10}{ratio}   "
+          f"(target: <= 1.20x)")
+    if note:
+        print(note)
+    print()
+
+
+# Sections run in order; each prints its own table (``_rounds`` alternates its measurements
+# with MXNet's).
+SECTIONS = [fc_section, conv_pool_section, lstm_section]
 
 
 def main() -> None:
@@ -266,8 +298,10 @@ def main() -> None:
     repeat, rounds = (3, 1) if quick else (5, 3)
     print(f"hybridnet {mx.__version__}, numpy {np.__version__}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}\n")
+    wanted = [a for a in sys.argv[1:] if not a.startswith("--")]
     for section in SECTIONS:
-        section(repeat, rounds)
+        if not wanted or section.__name__[:-len("_section")] in wanted:
+            section(repeat, rounds)
 
 
 if __name__ == "__main__":

@@ -9,16 +9,14 @@ Gate buffers ``g`` are (N, G*H) rows of the (T, N, G*H) input projection (biases
 Forward overwrites them with the activated gates, which backward needs; backward overwrites them
 in turn with the gradients of the pre-activations. Gate orders and formulas are MXNet's:
 
-* LSTM, gates i, f, c, o: ``c = f * c_prev + i * c~``, ``h = o * tanh(c)``; the cell state is
-  clipped to ``[lo, hi]`` when ``lstm_state_clip_min/max`` are set (NaN cells become ``lo``
-  with ``clip_nan``; the gradient does not flow through clipped cells).
+* LSTM, gates i, f, c, o: ``c = f * c_prev + i * c~``, ``h = o * tanh(c)`` (tanh(c) is kept
+  for backward); the cell state is clipped to ``[lo, hi]`` when ``lstm_state_clip_min/max``
+  are set (NaN cells become ``lo`` with ``clip_nan``; no gradient flows through clipped cells).
 * GRU, gates r, z, n: ``n = tanh(x_n + b_xn + r * (W_hn h_prev + b_hn))`` -- the reset gate
   applies after the recurrent product -- and ``h = (1 - z) * n + z * h_prev``.
 * rnn_tanh / rnn_relu: ``h = act(x + hh + b)``.
 """
 from __future__ import annotations
-
-import math
 
 import numba
 import numpy as np
@@ -27,131 +25,167 @@ __all__ = ["lstm_forward_step", "lstm_backward_step", "gru_forward_step", "gru_b
            "vanilla_forward_step", "vanilla_backward_step"]
 
 
-# ---- numba ----------------------------------------------------------------------------------------
-@numba.njit(inline="always")
-def _sigmoid(v):
-    return 1.0 / (1.0 + math.exp(-v))
+# ---- numba --------------------------------------------------------------------------------------
+# The transcendental functions run through numpy's SIMD tanh on whole (N, k) blocks (sigmoid(v)
+# = 1/2 + tanh(v/2)/2): numba's scalar exp/tanh cost 10x more. The numba passes around them are
+# plain arithmetic that LLVM vectorizes (fastmath); ``one`` and ``half`` come in as arguments of
+# the data's dtype so float32 stays float32.
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _lstm_fwd_pre(g, hh, b, half):
+    n_, h4 = g.shape
+    h_ = h4 // 4
+    for n in range(n_):
+        for k in range(2 * h_):
+            g[n, k] = (g[n, k] + hh[n, k] + b[k]) * half
+        for k in range(2 * h_, 3 * h_):
+            g[n, k] = g[n, k] + hh[n, k] + b[k]
+        for k in range(3 * h_, h4):
+            g[n, k] = (g[n, k] + hh[n, k] + b[k]) * half
 
 
-@numba.njit(nogil=True, cache=True)
-def _lstm_fwd(g, hh, b, c_prev, c_out, h_out, lo, hi, clip, clip_nan):
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _lstm_fwd_cell(g, c_prev, c_out, half):
     n_, h4 = g.shape
     h_ = h4 // 4
     for n in range(n_):
         for j in range(h_):
-            i = _sigmoid(g[n, j] + hh[n, j] + b[j])
-            f = _sigmoid(g[n, h_ + j] + hh[n, h_ + j] + b[h_ + j])
-            u = math.tanh(g[n, 2 * h_ + j] + hh[n, 2 * h_ + j] + b[2 * h_ + j])
-            o = _sigmoid(g[n, 3 * h_ + j] + hh[n, 3 * h_ + j] + b[3 * h_ + j])
-            c = f * c_prev[n, j] + i * u
-            if clip:
-                if c != c:
-                    c = lo if clip_nan else c
-                elif c < lo:
-                    c = lo
-                elif c > hi:
-                    c = hi
-            g[n, j], g[n, h_ + j], g[n, 2 * h_ + j], g[n, 3 * h_ + j] = i, f, u, o
-            c_out[n, j] = c
-            h_out[n, j] = o * math.tanh(c)
+            i = half + half * g[n, j]
+            f = half + half * g[n, h_ + j]
+            g[n, j], g[n, h_ + j] = i, f
+            g[n, 3 * h_ + j] = half + half * g[n, 3 * h_ + j]
+            c_out[n, j] = f * c_prev[n, j] + i * g[n, 2 * h_ + j]
 
 
 @numba.njit(nogil=True, cache=True)
-def _lstm_bwd(g, c, c_prev, dy, dh_rec, dc, lo, hi, clip):
+def _clip_cells(c, lo, hi, clip_nan):
+    n_, h_ = c.shape
+    for n in range(n_):
+        for j in range(h_):
+            v = c[n, j]
+            if v != v:
+                if clip_nan:
+                    c[n, j] = lo
+            elif v < lo:
+                c[n, j] = lo
+            elif v > hi:
+                c[n, j] = hi
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _lstm_bwd(g, c, tc, c_prev, dy, dh_rec, dc, one, lo, hi, clip):
     n_, h4 = g.shape
     h_ = h4 // 4
     for n in range(n_):
         for j in range(h_):
             i, f, u, o = g[n, j], g[n, h_ + j], g[n, 2 * h_ + j], g[n, 3 * h_ + j]
-            ct = c[n, j]
-            tc = math.tanh(ct)
+            t = tc[n, j]
             dh = dy[n, j] + dh_rec[n, j]
-            dct = dc[n, j] + dh * o * (1.0 - tc * tc)
-            if clip and (ct <= lo or ct >= hi):
-                dct = 0.0
-            g[n, j] = dct * u * i * (1.0 - i)
-            g[n, h_ + j] = dct * c_prev[n, j] * f * (1.0 - f)
-            g[n, 2 * h_ + j] = dct * i * (1.0 - u * u)
-            g[n, 3 * h_ + j] = dh * tc * o * (1.0 - o)
+            dct = dc[n, j] + dh * o * (one - t * t)
+            if clip:
+                ct = c[n, j]
+                if ct <= lo or ct >= hi:
+                    dct = dct * 0
+            g[n, j] = dct * u * i * (one - i)
+            g[n, h_ + j] = dct * c_prev[n, j] * f * (one - f)
+            g[n, 2 * h_ + j] = dct * i * (one - u * u)
+            g[n, 3 * h_ + j] = dh * t * o * (one - o)
             dc[n, j] = dct * f
 
 
-@numba.njit(nogil=True, cache=True)
-def _gru_fwd(g, hh, bx, bh, h_prev, hn_out, h_out):
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _gru_fwd_pre(g, hh, bx, bh, half):
+    n_, h3 = g.shape
+    h_ = h3 // 3
+    for n in range(n_):
+        for k in range(2 * h_):
+            g[n, k] = (g[n, k] + bx[k] + hh[n, k] + bh[k]) * half
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _gru_fwd_mid(g, hh, bx, bh, hn_out, half):
     n_, h3 = g.shape
     h_ = h3 // 3
     for n in range(n_):
         for j in range(h_):
-            r = _sigmoid(g[n, j] + bx[j] + hh[n, j] + bh[j])
-            z = _sigmoid(g[n, h_ + j] + bx[h_ + j] + hh[n, h_ + j] + bh[h_ + j])
+            r = half + half * g[n, j]
+            g[n, j] = r
+            g[n, h_ + j] = half + half * g[n, h_ + j]
             hn = hh[n, 2 * h_ + j] + bh[2 * h_ + j]
-            u = math.tanh(g[n, 2 * h_ + j] + bx[2 * h_ + j] + r * hn)
-            g[n, j], g[n, h_ + j], g[n, 2 * h_ + j] = r, z, u
             hn_out[n, j] = hn
-            h_out[n, j] = (1.0 - z) * u + z * h_prev[n, j]
+            g[n, 2 * h_ + j] = g[n, 2 * h_ + j] + bx[2 * h_ + j] + r * hn
 
 
-@numba.njit(nogil=True, cache=True)
-def _gru_bwd(g, hn, h_prev, dy, dh_rec, dh_direct, dhh):
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _gru_fwd_out(g, h_prev, h_out):
+    n_, h3 = g.shape
+    h_ = h3 // 3
+    for n in range(n_):
+        for j in range(h_):
+            u = g[n, 2 * h_ + j]
+            h_out[n, j] = u + g[n, h_ + j] * (h_prev[n, j] - u)
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _gru_bwd(g, hn, h_prev, dy, dh_rec, dh_direct, dhh, one):
     n_, h3 = g.shape
     h_ = h3 // 3
     for n in range(n_):
         for j in range(h_):
             r, z, u = g[n, j], g[n, h_ + j], g[n, 2 * h_ + j]
             dh = dy[n, j] + dh_rec[n, j] + dh_direct[n, j]
-            du = dh * (1.0 - z) * (1.0 - u * u)
-            dr = du * hn[n, j] * r * (1.0 - r)
-            dz = dh * (h_prev[n, j] - u) * z * (1.0 - z)
+            du = dh * (one - z) * (one - u * u)
+            dr = du * hn[n, j] * r * (one - r)
+            dz = dh * (h_prev[n, j] - u) * z * (one - z)
             g[n, j], g[n, h_ + j], g[n, 2 * h_ + j] = dr, dz, du
             dhh[n, j], dhh[n, h_ + j], dhh[n, 2 * h_ + j] = dr, dz, du * r
             dh_direct[n, j] = dh * z
 
 
-@numba.njit(nogil=True, cache=True)
-def _vanilla_fwd(g, hh, b, h_out, relu):
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _vanilla_fwd_pre(g, hh, b, h_out, relu):
     n_, h_ = g.shape
     for n in range(n_):
         for j in range(h_):
             v = g[n, j] + hh[n, j] + b[j]
-            h_out[n, j] = (v if v > 0.0 else 0.0) if relu else math.tanh(v)
+            h_out[n, j] = max(v, v * 0) if relu else v
 
 
-@numba.njit(nogil=True, cache=True)
-def _vanilla_bwd(g, h, dy, dh_rec, relu):
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _vanilla_bwd(g, h, dy, dh_rec, one, relu):
     n_, h_ = g.shape
     for n in range(n_):
         for j in range(h_):
             dh = dy[n, j] + dh_rec[n, j]
             hv = h[n, j]
-            g[n, j] = (dh if hv > 0.0 else 0.0) if relu else dh * (1.0 - hv * hv)
+            g[n, j] = (dh if hv > 0 else dh * 0) if relu else dh * (one - hv * hv)
 
 
-# ---- readable references (and the GPU / float16 path) -----------------------------------------------
+# ---- readable references (and the GPU / float16 path) -------------------------------------------
 def _xp_sigmoid(xp, v):
     return 1 / (1 + xp.exp(-v))
 
 
-def lstm_forward_reference(xp, g, hh, b, c_prev, c_out, h_out, lo, hi, clip, clip_nan):
+def lstm_forward_reference(xp, g, hh, b, c_prev, c_out, tc_out, h_out, clip, clip_nan):
     h_ = g.shape[1] // 4
     pre = g + hh + b
     i, f, o = (_xp_sigmoid(xp, pre[:, k * h_:(k + 1) * h_]) for k in (0, 1, 3))
     u = xp.tanh(pre[:, 2 * h_:3 * h_])
     c = f * c_prev + i * u
-    if clip:
-        c = xp.where(xp.isnan(c), lo if clip_nan else c, xp.clip(c, lo, hi))
+    if clip is not None:
+        c = xp.where(xp.isnan(c), clip[0] if clip_nan else c, xp.clip(c, *clip))
     g[:, :h_], g[:, h_:2 * h_], g[:, 2 * h_:3 * h_], g[:, 3 * h_:] = i, f, u, o
     c_out[...] = c
-    h_out[...] = o * xp.tanh(c)
+    tc_out[...] = xp.tanh(c)
+    h_out[...] = o * tc_out
 
 
-def lstm_backward_reference(xp, g, c, c_prev, dy, dh_rec, dc, lo, hi, clip):
+def lstm_backward_reference(xp, g, c, tc, c_prev, dy, dh_rec, dc, clip):
     h_ = g.shape[1] // 4
     i, f, u, o = (g[:, k * h_:(k + 1) * h_].copy() for k in range(4))
-    tc = xp.tanh(c)
     dh = dy + dh_rec
     dct = dc + dh * o * (1 - tc * tc)
-    if clip:
-        dct = xp.where((c <= lo) | (c >= hi), 0, dct)
+    if clip is not None:
+        dct = xp.where((c <= clip[0]) | (c >= clip[1]), 0, dct)
     g[:, :h_] = dct * u * i * (1 - i)
     g[:, h_:2 * h_] = dct * c_prev * f * (1 - f)
     g[:, 2 * h_:3 * h_] = dct * i * (1 - u * u)
@@ -193,63 +227,77 @@ def vanilla_backward_reference(xp, g, h, dy, dh_rec, relu):
     g[...] = xp.where(h > 0, dh, 0) if relu else dh * (1 - h * h)
 
 
-# ---- dispatch --------------------------------------------------------------------------------------
+# ---- dispatch -----------------------------------------------------------------------------------
 def _fast(xp, *arrays) -> bool:
     # numba has no float16 arithmetic, and cupy arrays take the xp path
     return xp is np and all(a.dtype in (np.float32, np.float64) for a in arrays)
 
 
-def lstm_forward_step(xp, g, hh, b, c_prev, c_out, h_out, clip=None, clip_nan=False) -> None:
-    """One LSTM step: activate ``g + hh + b`` in place (i, f, c~, o), write c and h.
-    ``clip`` is None or the cell state's ``(lo, hi)``."""
-    lo, hi = clip if clip is not None else (0.0, 0.0)
-    if _fast(xp, g):
-        _lstm_fwd(g, hh, b, c_prev, c_out, h_out, lo, hi, clip is not None, clip_nan)
-    else:
-        lstm_forward_reference(xp, g, hh, b, c_prev, c_out, h_out, lo, hi, clip is not None,
-                               clip_nan)
+def lstm_forward_step(xp, g, hh, b, c_prev, c_out, tc_out, h_out, clip=None,
+                      clip_nan=False) -> None:
+    """One LSTM step: activate ``g + hh + b`` in place (i, f, c~, o); write the cell c, its
+    tanh (kept for backward) and h. ``clip`` is None or the cell state's ``(lo, hi)``."""
+    if not _fast(xp, g):
+        lstm_forward_reference(xp, g, hh, b, c_prev, c_out, tc_out, h_out, clip, clip_nan)
+        return
+    half = g.dtype.type(0.5)
+    _lstm_fwd_pre(g, hh, b, half)
+    np.tanh(g, out=g)
+    _lstm_fwd_cell(g, c_prev, c_out, half)
+    if clip is not None:
+        _clip_cells(c_out, g.dtype.type(clip[0]), g.dtype.type(clip[1]), clip_nan)
+    np.tanh(c_out, out=tc_out)
+    np.multiply(g[:, 3 * g.shape[1] // 4:], tc_out, out=h_out)
 
 
-def lstm_backward_step(xp, g, c, c_prev, dy, dh_rec, dc, clip=None) -> None:
+def lstm_backward_step(xp, g, c, tc, c_prev, dy, dh_rec, dc, clip=None) -> None:
     """Backward of one LSTM step: ``g`` (activated gates) becomes the pre-activation gradients
     for ``dh = dy + dh_rec``; ``dc`` (the cell gradient from the step after) becomes c_prev's."""
-    lo, hi = clip if clip is not None else (0.0, 0.0)
-    if _fast(xp, g):
-        _lstm_bwd(g, c, c_prev, dy, dh_rec, dc, lo, hi, clip is not None)
-    else:
-        lstm_backward_reference(xp, g, c, c_prev, dy, dh_rec, dc, lo, hi, clip is not None)
+    if not _fast(xp, g):
+        lstm_backward_reference(xp, g, c, tc, c_prev, dy, dh_rec, dc, clip)
+        return
+    dt = g.dtype.type
+    lo, hi = (dt(clip[0]), dt(clip[1])) if clip is not None else (dt(0), dt(0))
+    _lstm_bwd(g, c, tc, c_prev, dy, dh_rec, dc, dt(1), lo, hi, clip is not None)
 
 
 def gru_forward_step(xp, g, hh, bx, bh, h_prev, hn_out, h_out) -> None:
     """One GRU step: ``g`` becomes (r, z, n); ``hn_out = W_hn h_prev + b_hn`` (kept for
     backward); writes h."""
-    if _fast(xp, g):
-        _gru_fwd(g, hh, bx, bh, h_prev, hn_out, h_out)
-    else:
+    if not _fast(xp, g):
         gru_forward_reference(xp, g, hh, bx, bh, h_prev, hn_out, h_out)
+        return
+    half, h_ = g.dtype.type(0.5), g.shape[1] // 3
+    _gru_fwd_pre(g, hh, bx, bh, half)
+    np.tanh(g[:, :2 * h_], out=g[:, :2 * h_])
+    _gru_fwd_mid(g, hh, bx, bh, hn_out, half)
+    np.tanh(g[:, 2 * h_:], out=g[:, 2 * h_:])
+    _gru_fwd_out(g, h_prev, h_out)
 
 
 def gru_backward_step(xp, g, hn, h_prev, dy, dh_rec, dh_direct, dhh) -> None:
     """Backward of one GRU step for ``dh = dy + dh_rec + dh_direct``: ``g`` becomes the gradient
     of the input projection's pre-activations, ``dhh`` that of the recurrent product (the n part
     scaled by r), ``dh_direct`` the part of h_prev's gradient not through the product (dh * z)."""
-    if _fast(xp, g):
-        _gru_bwd(g, hn, h_prev, dy, dh_rec, dh_direct, dhh)
-    else:
+    if not _fast(xp, g):
         gru_backward_reference(xp, g, hn, h_prev, dy, dh_rec, dh_direct, dhh)
+        return
+    _gru_bwd(g, hn, h_prev, dy, dh_rec, dh_direct, dhh, g.dtype.type(1))
 
 
 def vanilla_forward_step(xp, g, hh, b, h_out, relu: bool) -> None:
     """One rnn_tanh / rnn_relu step: ``h = act(g + hh + b)``."""
-    if _fast(xp, g):
-        _vanilla_fwd(g, hh, b, h_out, relu)
-    else:
+    if not _fast(xp, g):
         vanilla_forward_reference(xp, g, hh, b, h_out, relu)
+        return
+    _vanilla_fwd_pre(g, hh, b, h_out, relu)
+    if not relu:
+        np.tanh(h_out, out=h_out)
 
 
 def vanilla_backward_step(xp, g, h, dy, dh_rec, relu: bool) -> None:
     """Backward of one rnn_tanh / rnn_relu step: ``g`` becomes the pre-activation gradient."""
-    if _fast(xp, g):
-        _vanilla_bwd(g, h, dy, dh_rec, relu)
-    else:
+    if not _fast(xp, g):
         vanilla_backward_reference(xp, g, h, dy, dh_rec, relu)
+        return
+    _vanilla_bwd(g, h, dy, dh_rec, g.dtype.type(1), relu)

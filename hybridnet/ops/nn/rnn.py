@@ -21,10 +21,13 @@ in training (inverted dropout, the device's seeded generator).
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 
 from ...base import DTypeError, ParamError, ShapeError, shape_str
 from ..kernels import rnn as kernels
+from ..kernels.blas_threads import single_threaded_blas
 from ..params import Param
 from ..registry import OpDef, assign, register
 
@@ -63,7 +66,7 @@ def rnn_param_size(mode: str, input_size: int, state_size: int, num_layers: int,
         (num_layers - 1) * d * gh * (d * state_size + state_size + 2)
 
 
-# ---- parameters and shapes ---------------------------------------------------------------------------
+# ---- parameters and shapes ----------------------------------------------------------------------
 def _check_params(p) -> None:
     if p.state_size <= 0:
         raise ParamError(f"RNN: state_size={p.state_size} must be positive")
@@ -106,11 +109,15 @@ def _dims(p):
     return (2 if p.bidirectional else 1), len(RNN_GATES[p.mode]), p.state_size
 
 
+# per-step values backward needs besides the gates, (T, N, H) each
+_EXTRA = {"lstm": ("cell", "tanh_cell"), "gru": ("hn",)}
+
+
 def _workspace(p, seq_len: int, batch: int, flat=None):
     """Carve the hidden workspace (a flat vector) into named views, or just count its size
-    when ``flat`` is None. Per layer and direction: the gates (T, N, G*H), and for LSTM the
-    cells, for GRU ``W_hn h + b_hn``, (T, N, H); per layer below the top: its output
-    (T, N, D*H), and with dropout the mask and the dropped output the next layer reads."""
+    when ``flat`` is None. Per layer and direction: the gates (T, N, G*H), and (T, N, H) each:
+    for LSTM the cells and their tanh, for GRU ``W_hn h + b_hn``; per layer below the top: its
+    output (T, N, D*H), and with dropout the mask and the dropped output the next layer reads."""
     d_, g_, h_ = _dims(p)
     tn, offset, views = seq_len * batch, 0, {}
 
@@ -122,8 +129,8 @@ def _workspace(p, seq_len: int, batch: int, flat=None):
     for layer in range(p.num_layers):
         for d in range(d_):
             take(("gates", layer, d), g_ * h_)
-            if p.mode in ("lstm", "gru"):
-                take(("extra", layer, d), h_)
+            for key in _EXTRA.get(p.mode, ()):
+                take((key, layer, d), h_)
         if layer < p.num_layers - 1:
             take(("y", layer), d_ * h_)
             if p.p > 0:
@@ -185,7 +192,7 @@ def _infer_type(p, in_types):
     return [known] * len(names), [known] * (len(_output_names(p)) + 1), []
 
 
-# ---- the weights of one layer and direction -------------------------------------------------------------
+# ---- the weights of one layer and direction -----------------------------------------------------
 def _layer_params(p, flat, feat: int):
     """{(layer, d): (W_i2h, W_h2h, b_i2h, b_h2h)} as views of the flat vector (or its gradient)."""
     out: dict = {}
@@ -202,12 +209,17 @@ def _steps(seq_len: int, d: int):
     return range(seq_len) if d == 0 else range(seq_len - 1, -1, -1)
 
 
+def _sequential_products(xp):
+    # one small product per time step, each waiting for the last: one BLAS thread is faster
+    return single_threaded_blas() if xp is np else nullcontext()
+
+
 def _clip(p):
     return None if p.lstm_state_clip_min is None else (p.lstm_state_clip_min,
                                                        p.lstm_state_clip_max)
 
 
-# ---- forward ----------------------------------------------------------------------------------------------
+# ---- forward ------------------------------------------------------------------------------------
 def _forward(ctx, p, inputs, aux, outputs, is_train):
     xp, x = ctx.xp, inputs[0]
     d_, g_, h_ = _dims(p)
@@ -228,7 +240,7 @@ def _forward(ctx, p, inputs, aux, outputs, is_train):
                 last = _steps(seq_len, d)[-1]
                 outputs[1][s] = y[last, :, d * h_:(d + 1) * h_]
                 if p.mode == "lstm":
-                    outputs[2][s] = work[("extra", layer, d)][last]
+                    outputs[2][s] = work[("cell", layer, d)][last]
         layer_in = y
         if not top and p.p > 0:
             layer_in = work[("dropped", layer)]
@@ -253,27 +265,33 @@ def _run_direction(xp, p, x, w, h0, c0, work, layer, d, y, hh):
     w_x, w_h, b_x, b_h = w
     seq_len, batch, feat = x.shape
     h_ = p.state_size
-    gates, extra = work[("gates", layer, d)], work.get(("extra", layer, d))
-    xp.matmul(x.reshape(seq_len * batch, feat), w_x.T, out=gates.reshape(seq_len * batch, -1))
+    gates = work[("gates", layer, d)]
+    # BLAS runs the untransposed products faster; the copies are small next to the products
+    w_xt, w_ht = xp.ascontiguousarray(w_x.T), xp.ascontiguousarray(w_h.T)
+    xp.matmul(x.reshape(seq_len * batch, feat), w_xt, out=gates.reshape(seq_len * batch, -1))
     hs = slice(d * h_, (d + 1) * h_)
     bias = b_x + b_h if p.mode != "gru" else None
     clip = _clip(p)
     h_prev, c_prev = h0, c0
-    for t in _steps(seq_len, d):
-        xp.matmul(h_prev, w_h.T, out=hh)
-        h_out = y[t, :, hs]
-        if p.mode == "lstm":
-            kernels.lstm_forward_step(xp, gates[t], hh, bias, c_prev, extra[t], h_out, clip,
-                                      p.lstm_state_clip_nan)
-            c_prev = extra[t]
-        elif p.mode == "gru":
-            kernels.gru_forward_step(xp, gates[t], hh, b_x, b_h, h_prev, extra[t], h_out)
-        else:
-            kernels.vanilla_forward_step(xp, gates[t], hh, bias, h_out, p.mode == "rnn_relu")
-        h_prev = h_out
+    with _sequential_products(xp):
+        for t in _steps(seq_len, d):
+            xp.matmul(h_prev, w_ht, out=hh)
+            h_out = y[t, :, hs]
+            if p.mode == "lstm":
+                cells = work[("cell", layer, d)]
+                kernels.lstm_forward_step(xp, gates[t], hh, bias, c_prev, cells[t],
+                                          work[("tanh_cell", layer, d)][t], h_out, clip,
+                                          p.lstm_state_clip_nan)
+                c_prev = cells[t]
+            elif p.mode == "gru":
+                kernels.gru_forward_step(xp, gates[t], hh, b_x, b_h, h_prev,
+                                         work[("hn", layer, d)][t], h_out)
+            else:
+                kernels.vanilla_forward_step(xp, gates[t], hh, bias, h_out, p.mode == "rnn_relu")
+            h_prev = h_out
 
 
-# ---- backward ---------------------------------------------------------------------------------------------
+# ---- backward -----------------------------------------------------------------------------------
 def _backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
     xp, x = ctx.xp, inputs[0]
     d_, g_, h_ = _dims(p)
@@ -352,7 +370,7 @@ def _backprop_direction(xp, p, x, y, dy, w, dw, h0, c0, finals, work, layer, d, 
     seq_len, batch, feat = x.shape
     h_ = p.state_size
     hs = slice(d * h_, (d + 1) * h_)
-    gates, extra = work[("gates", layer, d)], work.get(("extra", layer, d))
+    gates = work[("gates", layer, d)]
     dhh = bufs.dhh if p.mode == "gru" else gates
     steps = _steps(seq_len, d)
     dh_rec = bufs.dh_rec
@@ -362,21 +380,23 @@ def _backprop_direction(xp, p, x, y, dy, w, dw, h0, c0, finals, work, layer, d, 
     if p.mode == "gru":
         bufs.dh_direct.fill(0)
     clip = _clip(p)
-    for k in range(seq_len - 1, -1, -1):
-        t = steps[k]
-        h_prev = h0 if k == 0 else y[steps[k - 1], :, hs]
-        if p.mode == "lstm":
-            c_prev = c0 if k == 0 else extra[steps[k - 1]]
-            kernels.lstm_backward_step(xp, gates[t], extra[t], c_prev, dy[t, :, hs], dh_rec,
-                                       bufs.dc, clip)
-        elif p.mode == "gru":
-            kernels.gru_backward_step(xp, gates[t], extra[t], h_prev, dy[t, :, hs], dh_rec,
-                                      bufs.dh_direct, dhh[t])
-        else:
-            kernels.vanilla_backward_step(xp, gates[t], y[t, :, hs], dy[t, :, hs], dh_rec,
-                                          p.mode == "rnn_relu")
-        if k > 0 or want_dh0:
-            xp.matmul(dhh[t], w_h, out=dh_rec)
+    with _sequential_products(xp):
+        for k in range(seq_len - 1, -1, -1):
+            t = steps[k]
+            h_prev = h0 if k == 0 else y[steps[k - 1], :, hs]
+            if p.mode == "lstm":
+                cells, tanh_cells = work[("cell", layer, d)], work[("tanh_cell", layer, d)]
+                c_prev = c0 if k == 0 else cells[steps[k - 1]]
+                kernels.lstm_backward_step(xp, gates[t], cells[t], tanh_cells[t], c_prev,
+                                           dy[t, :, hs], dh_rec, bufs.dc, clip)
+            elif p.mode == "gru":
+                kernels.gru_backward_step(xp, gates[t], work[("hn", layer, d)][t], h_prev,
+                                          dy[t, :, hs], dh_rec, bufs.dh_direct, dhh[t])
+            else:
+                kernels.vanilla_backward_step(xp, gates[t], y[t, :, hs], dy[t, :, hs], dh_rec,
+                                              p.mode == "rnn_relu")
+            if k > 0 or want_dh0:
+                xp.matmul(dhh[t], w_h, out=dh_rec)
     dh0 = dh_rec + bufs.dh_direct if p.mode == "gru" else dh_rec
     tn = seq_len * batch
     g2 = gates.reshape(tn, -1)

@@ -322,3 +322,62 @@ def test_gpu_sampling_and_seed():
     assert abs(a.asnumpy().mean()) < 0.2
     s = mx.nd.random.multinomial(mx.nd.array([[0.5, 0.5]], ctx=mx.gpu(0)), shape=10)
     assert s.shape == (1, 10)
+
+
+# ---- mx.sym.random: MXNet's Python samplers over the same operators --------------------------
+def _sym_draws():
+    """The symbolic twins of the first calls of ``_draws`` (same operators, same order)."""
+    r, v = mx.sym.random, mx.sym.var
+    probs = mx.nd.array([[0.1, 0.2, 0.7], [0.5, 0.5, 0.0]])
+    graphs = [(r.uniform(-2, 3, shape=(3, 4)), {}), (r.normal(1, 2, shape=5), {}),
+              (r.randn(2, 2), {}), (r.randint(0, 100, shape=6), {}),
+              (r.exponential(2.0, shape=4), {}), (r.gamma(2, 3, shape=4), {}),
+              (r.poisson(4, shape=4), {}), (r.negative_binomial(3, 0.4, shape=4), {}),
+              (r.generalized_negative_binomial(2, 0.3, shape=4), {}),
+              (r.multinomial(v("p"), shape=3, get_prob=False), {"p": probs}),
+              (r.shuffle(v("x")), {"x": mx.nd.arange(10)}),
+              (r.uniform_like(v("z")), {"z": mx.nd.zeros((2, 3))}),
+              (r.normal(v("mu"), v("sigma"), shape=3), {"mu": mx.nd.array([0.0, 5.0]),
+                                                        "sigma": mx.nd.array([1.0, 0.1])}),
+              (r.poisson(v("lam"), shape=2), {"lam": mx.nd.array([1.0, 10.0])})]
+    return [g.eval(**inputs)[0] for g, inputs in graphs]
+
+
+def test_symbolic_samplers_draw_what_the_eager_ones_draw():
+    mx.random.seed(99)
+    eager = [a.asnumpy() for a in _draws()]
+    mx.random.seed(99)
+    symbolic = [a.asnumpy() for a in _sym_draws()]
+    for e, s in zip(eager, symbolic):
+        assert e.dtype == s.dtype and e.shape == s.shape
+        np.testing.assert_array_equal(e, s)
+
+
+def test_symbolic_sampler_nodes_are_mxnets():
+    # node ops, names and attributes as MXNet 1.9.1 writes them
+    import json
+    r, v = mx.sym.random, mx.sym.var
+
+    def nodes(s):
+        return [(n["op"], n["name"], n.get("attrs")) for n in json.loads(s.tojson())["nodes"]
+                if n["op"] != "null"]
+    assert nodes(r.uniform(0, 1, shape=(2,), name="u")) == \
+        [("_random_uniform", "u", {"high": "1", "low": "0", "shape": "(2,)"})]
+    assert nodes(r.normal(v("m"), v("s"), shape=3, name="n")) == \
+        [("_sample_normal", "n", {"shape": "3"})]
+    assert nodes(r.exponential(scale=2.0, shape=(2,), name="e")) == \
+        [("_random_exponential", "e", {"lam": "0.5", "shape": "(2,)"})]
+    with mx.name.NameManager():          # fresh auto-name counters
+        assert nodes(r.exponential(v("sc"), name="es")) == \
+            [("_rdiv_scalar", "_rdivscalar0", {"scalar": "1.0"}),
+             ("_sample_exponential", "es", None)]
+    mn = r.multinomial(v("p"), shape=4, name="mn")
+    assert nodes(mn) == [("_sample_multinomial", "mn",
+                          {"dtype": "int32", "get_prob": "True", "shape": "4"})]
+    assert mn.list_outputs() == ["mn_output0", "mn_output1"]
+    assert nodes(r.gamma(2, 3, shape=2, dtype="float64", name="g")) == \
+        [("_random_gamma", "g", {"alpha": "2", "beta": "3", "dtype": "float64", "shape": "2"})]
+    with pytest.raises(TypeError, match="all numbers or all Symbols"):
+        r.uniform(v("a"), 1)
+    with pytest.raises(TypeError, match="low must be an integer"):
+        r.randint(0.5, 3)

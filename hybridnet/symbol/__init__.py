@@ -151,6 +151,9 @@ def publish(op_name: str) -> None:
 
 
 _register.populate(globals(), _namespaces)
+from . import sampling as _sampling  # noqa: E402
+for _name in _sampling.__all__:       # MXNet's Python samplers over _random_* / _sample_* nodes
+    random.__dict__[_name] = getattr(_sampling, _name)
 from . import fluent as _fluent  # noqa: E402
 _fluent.attach()
 

@@ -67,9 +67,10 @@ class SequentialAug(Augmenter):
         super().__init__()
         self.ts = list(ts)
 
-    def dumps(self) -> str:
-        inner = [json.loads(t.dumps()) for t in self.ts]
-        return json.dumps([self.__class__.__name__.lower(), inner])
+    def dumps(self) -> list:
+        """``[class name (lower case), [each augmenter's dumps()]]`` -- a list, not a JSON
+        string, exactly as MXNet returns it."""
+        return [self.__class__.__name__.lower(), [t.dumps() for t in self.ts]]
 
     def __call__(self, src):
         for aug in self.ts:

@@ -37,7 +37,10 @@ def test_interval_pattern_and_default_stat():
     results = run_batches(mon, exe, 3)
     assert results[1] == []                      # only every 2nd batch
     names = [name for _, name, _ in results[0]]
-    assert names == ["fc1_output", "relu1_output", "fc1_weight", "fc1_bias"]
+    # forward outputs, then (during backward) the gradients as MXNet names its backward
+    # node's outputs, then at toc the arguments
+    assert names == ["fc1_output", "relu1_output", "fc1_backward_output0",
+                     "fc1_backward_output1", "fc1_backward_output2", "fc1_weight", "fc1_bias"]
     assert {step for step, _, _ in results[0]} == {1} and results[2][0][0] == 3
     stats = {name: float(text.strip()) for _, name, text in results[0]}
     fc_out = np.arange(8.0).reshape(2, 4) @ np.full((4, 3), 0.5) + [1.0, -100.0, 0.0]
@@ -45,6 +48,11 @@ def test_interval_pattern_and_default_stat():
     relu = np.maximum(fc_out, 0)
     assert stats["relu1_output"] == pytest.approx(np.linalg.norm(relu) / math.sqrt(6), rel=1e-5)
     assert stats["fc1_weight"] == pytest.approx(0.5, rel=1e-6)
+    head = (fc_out > 0).astype(float)            # d relu / d fc1_output for out_grad ones
+    for k, grad in enumerate([head @ np.full((3, 4), 0.5), head.T @ np.arange(8.0).reshape(2, 4),
+                              head.sum(0)]):
+        assert stats[f"fc1_backward_output{k}"] == pytest.approx(
+            np.linalg.norm(grad) / math.sqrt(grad.size), rel=1e-5)
     assert all(text.endswith("\t") for _, _, text in results[0])
 
 
@@ -58,6 +66,7 @@ def test_sort_monitor_all_and_custom_stat():
     names = [name for _, name, _ in res]
     assert names == sorted(names)
     assert "fc1_data" in names and "relu1_data" in names      # inputs, with monitor_all
+    assert "relu1_backward_output" in names       # one input: no index, like MXNet
     text = dict((name, t) for _, name, t in res)["fc1_weight"]
     assert text == "3.0\t[0. 0.]\t"
 

@@ -220,9 +220,20 @@ class Executor:
                 else:
                     fn, octx, p, og, ins, outs, aux, ig, req = call
                     fn(octx, p, og, ins, outs, aux, ig, req)
+                    if self._monitor is not None:
+                        self._monitor_gradients(i, ig)
         except Exception as err:
             self._annotate(err, self._prog.backward[i].nid, "backward")
             raise
+
+    def _monitor_gradients(self, i: int, in_grads: list) -> None:
+        """Report a backward step's input gradients as MXNet names its backward node's
+        outputs: ``fc1_backward_output0..n`` (``relu1_backward_output`` for one input)."""
+        stem = f"{self._graph.nodes[self._prog.backward[i].nid].name}_backward_output"
+        for j, grad in enumerate(in_grads):
+            if grad is not None:
+                name = stem if len(in_grads) == 1 else f"{stem}{j}"
+                self._monitor(name, NDArray(grad.copy(), self._ctx))
 
     def _annotate(self, err: Exception, nid: int, phase: str) -> None:
         node = self._graph.nodes[nid]

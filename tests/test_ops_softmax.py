@@ -5,6 +5,7 @@ import pytest
 import hybridnet as mx
 from hybridnet.base import DTypeError, HybridNetError, ParamError, ShapeError
 from hybridnet.ops import get_op
+from hybridnet.ops.registry import OpContext
 from op_harness import OpCase, check_forward, check_gradient, check_infer_shape
 
 
@@ -168,3 +169,57 @@ def test_bad_parameters():
         mx.nd.SoftmaxActivation(mx.nd.ones((2, 2)), mode="spatial")
     p = get_op("softmax").parse_params({"axis": "1", "temperature": "2.0", "use_length": "False"})
     assert (p.axis, p.temperature, p.use_length) == (1, 2.0, False)
+
+
+# ---- the numba fast paths (ops/kernels/softmax.py) against the numpy formulas ---------------
+def test_row_softmax_kernel_matches_numpy():
+    from hybridnet.ops.kernels import softmax as fast
+    rng = np.random.RandomState(0)
+    x = (rng.standard_normal((7, 300)) * 20).astype(np.float32)
+    x[2, 5] = np.inf                 # inf in a row: that row becomes nan, as in numpy
+    x[3] = -np.inf
+    with np.errstate(invalid="ignore"):
+        shifted = x.astype(np.float64) - x.max(axis=1, keepdims=True)
+        want = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+        want_log = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    got, got_log = np.empty_like(x), np.empty_like(x)
+    fast.softmax_rows(x, got, False)
+    fast.softmax_rows(x, got_log, True)
+    np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-30)
+    np.testing.assert_allclose(got_log, want_log, rtol=2e-6, atol=2e-5)
+    assert np.isnan(got[2]).all() and np.isnan(got[3]).all()
+
+
+def test_cross_entropy_gradient_kernel_matches_numpy_exactly():
+    from hybridnet.ops.kernels import softmax as fast
+    rng = np.random.RandomState(1)
+    prob = rng.uniform(0, 1, (6, 11)).astype(np.float32)
+    target = np.array([0, 10, -1, 11, 3, 3])          # -1 and 11: no one-hot entry
+    scale = np.float32(0.37)
+    onehot = target[:, None] == np.arange(11)
+    want = (prob - onehot) * scale
+    got = np.empty_like(prob)
+    fast.ce_grad_rows(prob, target, scale, got, False)
+    np.testing.assert_array_equal(got, want)
+    fast.ce_grad_rows(prob, target, scale, got, True)
+    np.testing.assert_array_equal(got, want + want)
+    inplace = prob.copy()
+    fast.ce_grad_rows(inplace, target, scale, inplace, False)
+    np.testing.assert_array_equal(inplace, want)
+
+
+@pytest.mark.parametrize("normalization", ["null", "batch", "valid"])
+def test_softmax_output_fast_and_reference_gradients_agree(normalization):
+    # a non-contiguous gradient buffer takes the numpy reference path
+    op = get_op("SoftmaxOutput")
+    p = op.parse_params({"normalization": normalization, "grad_scale": 0.5})
+    rng = np.random.RandomState(2)
+    prob = rng.uniform(0, 1, (5, 9)).astype(np.float32)
+    label = np.array([1, 8, 0, 4.7, 2], np.float32)
+    fast_grad = np.empty_like(prob)
+    wide = np.zeros((5, 18), np.float32)
+    ctx = OpContext(np, mx.cpu(), None)
+    op.backward(ctx, p, [None], [prob, label], [prob], [], [fast_grad, None], ["write", "null"])
+    op.backward(ctx, p, [None], [prob, label], [prob], [], [wide[:, ::2], None],
+                ["write", "null"])
+    np.testing.assert_array_equal(fast_grad, wide[:, ::2])

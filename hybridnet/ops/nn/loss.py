@@ -34,6 +34,7 @@ import numpy as np
 
 from ...base import ShapeError, shape_str
 from .. import elemwise
+from ..kernels import softmax as fast
 from ..params import Param
 from ..registry import OpDef, assign, register, same_shape_infer
 from .softmax import label_infer_type, softmax_into
@@ -113,6 +114,12 @@ def _so_valid_count(xp, p, idx):
     return max(n, 1)
 
 
+def _so_row_denom(xp, p, all_idx) -> int:
+    """The gradient's divisor with one label per row (``normalization``)."""
+    return {"null": 1, "batch": all_idx.size}.get(p.normalization) or _so_valid_count(
+        xp, p, all_idx)
+
+
 def _so_class_gradient(xp, p, prob, idx, class_axis):
     """p - target for integer labels ``idx`` (prob's shape without ``class_axis``)."""
     k = prob.shape[class_axis]
@@ -129,8 +136,33 @@ def _so_class_gradient(xp, p, prob, idx, class_axis):
     return grad
 
 
+def _so_backward_fast(p, label, out, dst, req) -> bool:
+    """The common case of ``_so_backward`` -- one integer label per row, no smoothing,
+    ignoring or out_grad -- in one numba pass into ``dst`` (kernels/softmax.py); False when
+    the case or the arrays do not fit it."""
+    if (req not in ("write", "add") or p.multi_output or p.use_ignore or p.out_grad or
+            p.smooth_alpha or label.shape == out.shape):
+        return False
+    if not (out.flags.c_contiguous and type(dst) is np.ndarray and dst.flags.c_contiguous):
+        return False
+    prob, _ = _so_view(p, out)
+    grad = dst.reshape(prob.shape)
+    if not fast.usable(prob, grad):
+        return False
+    all_idx = label.reshape(-1).astype(np.int64)
+    if all_idx.size < prob.shape[0]:
+        return False
+    fast.ce_grad_rows(prob, all_idx[:prob.shape[0]],
+                      prob.dtype.type(p.grad_scale / _so_row_denom(np, p, all_idx)), grad,
+                      req == "add")
+    return True
+
+
 def _so_backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
     xp, label, out = ctx.xp, inputs[1], outputs[0]
+    if _so_backward_fast(p, label, out, in_grads[0], req[0]):
+        _zero_label_grad(in_grads, req)
+        return
     if label.shape == out.shape:
         grad = (out - label) * p.grad_scale
     else:
@@ -143,8 +175,7 @@ def _so_backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
         else:
             all_idx = label.reshape(-1).astype(np.int64)
             idx = all_idx[:prob.shape[0]]      # MXNet reads one label per row of the view
-            denom = {"null": 1, "batch": all_idx.size}.get(
-                p.normalization) or _so_valid_count(xp, p, all_idx)
+            denom = _so_row_denom(xp, p, all_idx)
         grad = _so_class_gradient(xp, p, prob, idx, axis) * (p.grad_scale / denom)
         grad = grad.reshape(out.shape)
     if p.out_grad:

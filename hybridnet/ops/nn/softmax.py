@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...base import DTypeError, HybridNetError, ShapeError, shape_str
+from ..kernels import softmax as fast
 from ..params import Param
 from ..registry import OpDef, assign, merge_shape, register
 
@@ -37,6 +38,13 @@ def softmax_into(xp, x, axis: int, out, temperature=None, log: bool = False, val
     ``valid`` (a boolean array broadcastable to ``x``) masks entries out: they get probability 0
     (log-probability -inf), and an all-masked slice is all zeros.
     """
+    if ((temperature is None or temperature == 1.0) and valid is None and x.size and
+            axis % x.ndim == x.ndim - 1 and type(out) is np.ndarray and
+            out.flags.c_contiguous and x.dtype == acc_dtype(x.dtype)):
+        x2, out2 = x.reshape(-1, x.shape[-1]), out.reshape(-1, x.shape[-1])
+        if fast.usable(x2, out2):
+            fast.softmax_rows(x2, out2, log)    # the same, row by row without temporaries
+            return out
     x = x.astype(acc_dtype(x.dtype), copy=False)
     if temperature is not None and temperature != 1.0:
         x = x / temperature

@@ -496,3 +496,22 @@ def test_gpu_arrays_round_trip():
     back[0] = 0
     assert back.asnumpy().tolist() == [[0, 0], [7, 9]]
     assert repr(back).endswith("<NDArray 2x2 @gpu(0)>")
+
+
+def test_broadcast_methods_prepend_axes_like_mxnet():
+    # MXNet 1.x: the NDArray methods pad the shape with leading 1s; the operator does not
+    x = mx.nd.array([[1, 2, 3], [4, 5, 6]])
+    np.testing.assert_array_equal(x.broadcast_to((2, 2, 3)).asnumpy(),
+                                  np.broadcast_to(x.asnumpy(), (2, 2, 3)))
+    assert x.broadcast_like(mx.nd.ones((3, 2, 3))).shape == (3, 2, 3)
+    assert mx.nd.array([[1], [2]]).broadcast_to((2, 4)).asnumpy().tolist() == [[1] * 4, [2] * 4]
+    with pytest.raises(ShapeError, match=r"shape=\(2, 2, 3\) has 3 dims, data \(2, 3\) has 2"):
+        mx.nd.broadcast_to(x, shape=(2, 2, 3))
+    for bad in [(3,), (2, 0), (4, 3)]:
+        with pytest.raises(ShapeError, match="cannot be broadcast|could not be broadcast"):
+            x.broadcast_to(bad)
+    x.attach_grad()
+    with mx.autograd.record():
+        y = x.broadcast_to((4, 2, 3))
+    y.backward()
+    assert x.grad.asnumpy().tolist() == [[4] * 3] * 2

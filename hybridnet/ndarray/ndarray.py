@@ -316,6 +316,23 @@ class NDArray:
         new_shape = op.infer_shape(p, [self.shape])[1][0]
         return NDArray(self._data.reshape(new_shape), self._ctx, self._var)
 
+    def broadcast_to(self, shape) -> "NDArray":
+        """A new array broadcasting size-1 axes to ``shape``; unlike the ``broadcast_to``
+        operator, the method first prepends size-1 axes when ``shape`` has more (MXNet 1.x)."""
+        shape = tuple(shape)
+        padded = (1,) * (len(shape) - self.ndim) + self.shape
+        if len(shape) < self.ndim or any(a != b and a != 1 for a, b in zip(padded, shape)):
+            raise ShapeError("broadcast_to", f"operands could not be broadcast together with "
+                                             f"remapped shapes [original->remapped]: "
+                                             f"{shape_str(self.shape)} and requested shape "
+                                             f"{shape_str(shape)}")
+        src = self.reshape(padded) if padded != self.shape else self
+        return call_op("broadcast_to", src, shape=shape)
+
+    def broadcast_like(self, other: "NDArray") -> "NDArray":
+        """``self.broadcast_to(other.shape)``."""
+        return self.broadcast_to(other.shape)
+
     # ---- indexing ---------------------------------------------------------------------------
     def __getitem__(self, key):
         from .indexing import get_item

@@ -11,18 +11,21 @@ instance (or the class). ``Module.fit`` finishes the current step (the other cal
 same event still run, the epoch-end checkpoint is written) and then returns, logging the
 reason. ``run_callbacks(callbacks, *args)`` implements that contract for fit loops;
 ``EarlyStopping`` is a ready-made eval-end callback that stops when a validation metric stops
-improving.
+improving. ``TqdmProgressBar`` draws a live bar; ``auto_progress_bar(logger)`` gives one only
+when a person is watching (INFO logging, stderr a terminal, tqdm installed), which is how a
+fit loop adds it by itself.
 """
 from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from typing import Any, Callable
 
 __all__ = ["Speedometer", "ProgressBar", "LogValidationMetricsCallback", "log_train_metric",
            "do_checkpoint", "module_checkpoint", "TensorBoard", "StopTraining", "EarlyStopping",
-           "run_callbacks"]
+           "run_callbacks", "TqdmProgressBar", "auto_progress_bar"]
 
 
 class StopTraining(Exception):
@@ -157,6 +160,57 @@ class ProgressBar:
         logging.info("[%s] %s%s\r", prog_bar, percents, "%")
 
 
+class TqdmProgressBar:
+    """``TqdmProgressBar(total=None, desc='Epoch', file=None)``: a batch-end callback drawing a
+    tqdm bar per epoch, with the metric values as its postfix.
+
+    ``total`` is the number of batches per epoch (None: a counter without a percentage). A
+    new bar starts when ``param.epoch`` changes; ``close()`` ends the last one. Needs tqdm.
+    """
+
+    def __init__(self, total: int | None = None, desc: str = "Epoch", file=None):
+        try:
+            from tqdm import tqdm
+        except ImportError as err:
+            raise ImportError("mx.callback.TqdmProgressBar needs the tqdm package: "
+                              "pip install tqdm") from err
+        self._tqdm = tqdm
+        self.total, self.desc, self.file = total, desc, file
+        self.bar = None
+        self.epoch = None
+
+    def __call__(self, param) -> None:
+        if self.bar is None or param.epoch != self.epoch:
+            self.close()
+            self.epoch = param.epoch
+            self.bar = self._tqdm(total=self.total, desc=f"{self.desc}[{param.epoch}]",
+                                  unit="batch", file=self.file, leave=True)
+        self.bar.update(param.nbatch + 1 - self.bar.n)
+        if param.eval_metric is not None:
+            self.bar.set_postfix({name: f"{value:.4f}" for name, value
+                                  in param.eval_metric.get_name_value()}, refresh=False)
+
+    def close(self) -> None:
+        """Finish the current bar (fit calls this when it ends)."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def auto_progress_bar(logger=logging, total: int | None = None, stream=None):
+    """The bar a fit loop shows by itself: a ``TqdmProgressBar`` when ``logger`` (a Logger or
+    the ``logging`` module) passes INFO messages, ``stream`` (default stderr) is a terminal
+    and tqdm is installed; otherwise None (logs, pipes and CI stay free of bar noise)."""
+    stream = sys.stderr if stream is None else stream
+    enabled = getattr(logger, "isEnabledFor", logging.getLogger().isEnabledFor)
+    if not enabled(logging.INFO) or not getattr(stream, "isatty", lambda: False)():
+        return None
+    try:
+        return TqdmProgressBar(total, file=stream)
+    except ImportError:
+        return None
+
+
 class LogValidationMetricsCallback:
     """Eval-end callback logging ``Epoch[e] Validation-name=value`` for every metric value."""
 
@@ -235,6 +289,10 @@ class TensorBoard:
         self.step = step
         self.calls = 0
         self.summary_writer: Any = SummaryWriter(logging_dir)
+
+    def close(self) -> None:
+        """Flush the event file and close it."""
+        self.summary_writer.close()
 
     def __call__(self, param) -> None:
         if param.eval_metric is None:

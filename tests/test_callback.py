@@ -1,7 +1,11 @@
 """mx.callback: MXNet's log lines, checkpoint numbering, the stop signal and EarlyStopping,
-the TensorBoard writer (with a stand-in tensorboardX)."""
+the TensorBoard writer (a stand-in tensorboardX, and the real one when installed), the tqdm
+progress bar and when fit shows it."""
+import glob
 import importlib
+import io
 import logging
+import struct
 import sys
 import types
 from collections import namedtuple
@@ -185,3 +189,57 @@ def test_tensorboard_missing_package(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorboardX", None)
     with pytest.raises(ImportError, match="pip install tensorboardX"):
         cb.TensorBoard("logs")
+
+
+def test_tensorboard_writes_real_event_files(tmp_path):
+    pytest.importorskip("tensorboardX")
+    from tensorboardX.proto import event_pb2
+    tb = cb.TensorBoard(str(tmp_path), prefix="val-", step="epoch")
+    tb(Param(3, 0, acc_metric(), None))
+    tb(Param(4, 0, acc_metric(((1, [0, 1]), (1, [0, 1]))), None))
+    tb.close()
+    files = glob.glob(str(tmp_path / "events.out.tfevents.*"))
+    assert len(files) == 1
+    data = open(files[0], "rb").read()
+    scalars, pos = [], 0
+    while pos < len(data):                # TFRecord: u64 length, u32 crc, payload, u32 crc
+        (length,) = struct.unpack_from("<Q", data, pos)
+        event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + length])
+        pos += 16 + length
+        scalars += [(v.tag, round(v.simple_value, 6), event.step) for v in event.summary.value]
+    assert scalars == [("val-accuracy", 0.5, 3), ("val-accuracy", 1.0, 4)]
+
+
+def test_tqdm_progress_bar_counts_batches_and_shows_metrics():
+    pytest.importorskip("tqdm")
+    out = io.StringIO()
+    bar = cb.TqdmProgressBar(total=3, file=out)
+    metric = acc_metric()
+    for nbatch in range(3):
+        bar(Param(0, nbatch, metric, None))
+    assert bar.bar.n == 3 and bar.bar.total == 3
+    bar(Param(1, 0, None, None))           # a new epoch starts a new bar
+    assert bar.epoch == 1 and bar.bar.n == 1
+    bar.close()
+    text = out.getvalue()
+    assert "Epoch[0]" in text and "3/3" in text and "accuracy=0.5000" in text
+    assert "Epoch[1]" in text and bar.bar is None
+
+
+def test_auto_progress_bar_only_for_a_person_at_a_terminal(monkeypatch):
+    pytest.importorskip("tqdm")
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    info, quiet = logging.getLogger("hn.info"), logging.getLogger("hn.quiet")
+    info.setLevel(logging.INFO)
+    quiet.setLevel(logging.WARNING)
+    assert isinstance(cb.auto_progress_bar(info, 10, Terminal()), cb.TqdmProgressBar)
+    assert cb.auto_progress_bar(quiet, 10, Terminal()) is None          # not at INFO
+    assert cb.auto_progress_bar(info, 10, io.StringIO()) is None         # a pipe or file
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    assert cb.auto_progress_bar(info, 10, Terminal()) is None            # tqdm missing
+    with pytest.raises(ImportError, match="pip install tqdm"):
+        cb.TqdmProgressBar()

@@ -31,7 +31,7 @@ from .context import cpu
 from .kvstore import KVStore
 from .kvstore import create as _create_store
 
-__all__ = ["BatchEndParam", "save_checkpoint", "load_checkpoint", "load_params"]
+__all__ = ["BatchEndParam", "save_checkpoint", "load_checkpoint", "load_params", "FeedForward"]
 
 BatchEndParam = namedtuple("BatchEndParam", ["epoch", "nbatch", "eval_metric", "locals"])
 BatchEndParam.__doc__ = ("What batch-end and eval-end callbacks receive: ``BatchEndParam(epoch, "
@@ -172,3 +172,6 @@ def _update_params(param_arrays: list, grad_arrays: list, updater, num_device: i
         if dev_updates:
             indices, grads, weights = zip(*dev_updates)
             updater(list(indices), list(grads), list(weights))
+
+# FeedForward is built on mx.mod.Module, which needs the helpers above: import it last
+from .feedforward import FeedForward  # noqa: E402

@@ -86,6 +86,10 @@ def test_updater_called_with_merged_and_stored():
     assert calls[0][0] == "a"
     assert (calls[0][1] == 2).all() and (calls[0][2] == 1).all()
     assert (out.asnumpy() == 5).all()
+    kv.set_updater(lambda key, grad, weight: weight.__setitem__(slice(None), grad + 100))
+    kv.push("a", mx.nd.ones(SHAPE))                  # the public name replaces the updater
+    kv.pull("a", out=out)
+    assert (out.asnumpy() == 101).all() and len(calls) == 1
 
 
 def test_set_optimizer_sgd_matches_updater():

@@ -170,6 +170,11 @@ class KVStore:
         """Use ``updater(key, merged_grad, stored_weight)`` on every push (internal API)."""
         self._updater = updater
 
+    def set_updater(self, updater) -> None:
+        """``set_updater(updater)``: the public spelling of ``_set_updater`` (MXNet 1.x only
+        has the private one); ``updater(key, merged_grad, stored_weight)`` runs on every push."""
+        self._set_updater(updater)
+
     def _check_local_updater(self, what: str):
         if self._updater is None:
             raise HybridNetError(f"Cannot {what} optimizer states: this {self.type!r} store has "

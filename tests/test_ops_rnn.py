@@ -373,3 +373,43 @@ def test_bad_parameters(params, match):
         shapes = [(3, 2, 5), (rnn_param_size("gru", 5, 4, 1, False),), (1, 2, 4)]
     with pytest.raises(ParamError, match=match):
         _call(shapes, **full)
+
+
+# ---- the layer pipeline (unidirectional stacks run one thread per layer) ----------------------------
+@pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh"])
+@pytest.mark.parametrize("p", [0.0, 0.4])
+def test_pipelined_layers_match_the_sequential_run(mode, p, monkeypatch):
+    from hybridnet.ops.nn import rnn as rnn_op
+    case = _case(mode, 3, False, t=5, n=2, c=3, h=4, p=p)
+    arrays = case.arrays()
+
+    def run(chunk_rows):
+        monkeypatch.setattr(rnn_op, "_CHUNK_ROWS", chunk_rows)
+        mx.random.seed(3)
+        with mx.autograd.train_mode():
+            return _forward_backward(case, arrays)
+    pipelined, sequential = run(4), run(10 ** 6)     # chunks of 2 steps / one chunk
+    for a, b in zip(pipelined, sequential):
+        assert_almost_equal(a, b, rtol=1e-6, atol=1e-7)
+    if p == 0:
+        want = rnn_ref(*arrays, **case.params)
+        for got, w in zip(pipelined, want):
+            assert_almost_equal(got, w, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("step_fn, thread", [("vanilla_forward_step", "RNN layer 1"),
+                                             ("vanilla_backward_step", "RNN layer 0")])
+def test_an_error_in_a_pipeline_thread_is_raised_in_the_caller(step_fn, thread, monkeypatch):
+    import threading
+    from hybridnet.ops.nn import rnn as rnn_op
+    monkeypatch.setattr(rnn_op, "_CHUNK_ROWS", 2)
+    original = getattr(rnn_kernels, step_fn)
+
+    def failing(*args):
+        if threading.current_thread().name == thread:
+            raise FloatingPointError("injected failure")
+        return original(*args)
+    monkeypatch.setattr(rnn_kernels, step_fn, failing)
+    case = _case("rnn_tanh", 2, False, t=6, n=2)
+    with pytest.raises(FloatingPointError, match="injected failure"):
+        _forward_backward(case, case.arrays())

@@ -21,6 +21,7 @@ in training (inverted dropout, the device's seeded generator).
 """
 from __future__ import annotations
 
+import threading
 from contextlib import nullcontext
 
 import numpy as np
@@ -204,19 +205,97 @@ def _layer_params(p, flat, feat: int):
     return out
 
 
-def _steps(seq_len: int, d: int):
-    """The time steps in the order direction ``d`` runs them forward."""
-    return range(seq_len) if d == 0 else range(seq_len - 1, -1, -1)
-
-
 def _sequential_products(xp):
-    # one small product per time step, each waiting for the last: one BLAS thread is faster
+    # chains of small products, each waiting for the last: one BLAS thread per chain is faster
+    # (the pipeline below runs the layers' chains side by side)
     return single_threaded_blas() if xp is np else nullcontext()
 
 
 def _clip(p):
     return None if p.lstm_state_clip_min is None else (p.lstm_state_clip_min,
                                                        p.lstm_state_clip_max)
+
+
+# ---- scheduling: layers as a pipeline ------------------------------------------------------------
+# rows of one chunk's input projection: big enough for an efficient GEMM, small enough that the
+# next layer starts early
+_CHUNK_ROWS = 256
+
+
+class _Pipeline:
+    """The time axis in chunks, and the hand-off of finished chunks between layers.
+
+    A unidirectional stack runs one thread per layer: layer l + 1 works on chunk k as soon as
+    layer l has finished it (in backward, layer l on chunk k once layer l + 1 has sent its
+    input gradient), so two layers keep two cores busy with single-threaded BLAS products.
+    Bidirectional layers need the whole sequence of the layer below, and a single layer has no
+    partner: those run in the calling thread with the whole sequence as one chunk. A failing
+    layer wakes every waiter, and the first error is raised in the calling thread.
+    """
+
+    def __init__(self, xp, p, seq_len: int, batch: int):
+        d_, _, _ = _dims(p)
+        steps = max(1, _CHUNK_ROWS // max(batch, 1))
+        self.threaded = xp is np and d_ == 1 and p.num_layers > 1 and steps < seq_len
+        if not self.threaded:
+            steps = seq_len
+        self.chunks = [(t, min(t + steps, seq_len)) for t in range(0, seq_len, steps)]
+        self._ready = [[threading.Event() for _ in self.chunks] for _ in range(p.num_layers)] \
+            if self.threaded else None
+        self._error = None
+
+    def order(self, d: int, backward: bool = False):
+        """(index, (t0, t1)) of the chunks in the order direction ``d`` meets them."""
+        indexed = list(enumerate(self.chunks))
+        return indexed if (d == 0) != backward else indexed[::-1]
+
+    def wait(self, layer: int, chunk: int) -> None:
+        """Block until ``layer`` has finished ``chunk`` (no-op when not threaded)."""
+        if self._ready is not None:
+            self._ready[layer][chunk].wait()
+            if self._error is not None:
+                raise _Aborted()
+
+    def done(self, layer: int, chunk: int) -> None:
+        if self._ready is not None:
+            self._ready[layer][chunk].set()
+
+    def run(self, task, layers) -> None:
+        """``task(layer)`` for ``layers`` in order: one thread each when threaded."""
+        if not self.threaded:
+            for layer in layers:
+                task(layer)
+            return
+
+        def guarded(layer):
+            try:
+                task(layer)
+            except _Aborted:
+                pass
+            except BaseException as err:           # wake every waiter, report in the caller
+                if self._error is None:
+                    self._error = err
+                for events in self._ready:
+                    for event in events:
+                        event.set()
+        threads = [threading.Thread(target=guarded, args=(layer,), daemon=True,
+                                    name=f"RNN layer {layer}") for layer in layers[1:]]
+        for thread in threads:
+            thread.start()
+        guarded(layers[0])
+        for thread in threads:
+            thread.join()
+        if self._error is not None:
+            raise self._error
+
+
+class _Aborted(Exception):
+    """Another layer of the pipeline failed; its error is the one raised."""
+
+
+def _time_steps(t0: int, t1: int, d: int, backward: bool = False):
+    """The steps of chunk [t0, t1) in the order direction ``d`` runs them."""
+    return range(t0, t1) if (d == 0) != backward else range(t1 - 1, t0 - 1, -1)
 
 
 # ---- forward ------------------------------------------------------------------------------------
@@ -226,31 +305,38 @@ def _forward(ctx, p, inputs, aux, outputs, is_train):
     seq_len, batch, feat = x.shape
     weights = _layer_params(p, inputs[1], feat)
     work = _workspace(p, seq_len, batch, outputs[-1])
-    hh = xp.empty((batch, g_ * h_), x.dtype)
-    layer_in = x
-    for layer in range(p.num_layers):
+    if p.p > 0:         # every mask drawn here, in a fixed order, before any thread starts
+        for layer in range(p.num_layers - 1):
+            if is_train:
+                _draw_mask(ctx, p.p, work[("mask", layer)])
+            else:
+                work[("mask", layer)].fill(1)
+    plan = _Pipeline(xp, p, seq_len, batch)
+
+    def layer_task(layer):
         top = layer == p.num_layers - 1
         y = outputs[0] if top else work[("y", layer)]
+        layer_in = x if layer == 0 else _layer_input(p, work, layer - 1)
         for d in range(d_):
             s = layer * d_ + d
-            h0 = inputs[2][s]
             c0 = inputs[3][s] if p.mode == "lstm" else None
-            _run_direction(xp, p, layer_in, weights[(layer, d)], h0, c0, work, layer, d, y, hh)
+            _run_direction(xp, p, layer_in, weights[(layer, d)], inputs[2][s], c0, work, layer,
+                           d, y, plan)
             if p.state_outputs:
-                last = _steps(seq_len, d)[-1]
+                last = seq_len - 1 if d == 0 else 0
                 outputs[1][s] = y[last, :, d * h_:(d + 1) * h_]
                 if p.mode == "lstm":
                     outputs[2][s] = work[("cell", layer, d)][last]
-        layer_in = y
-        if not top and p.p > 0:
-            layer_in = work[("dropped", layer)]
-            mask = work[("mask", layer)]
-            if is_train:
-                _draw_mask(ctx, p.p, mask)
-                xp.multiply(y, mask, out=layer_in)
-            else:
-                layer_in[...] = y
-                mask.fill(1)
+        if not plan.threaded:
+            for k in range(len(plan.chunks)):
+                plan.done(layer, k)
+    with _sequential_products(xp):
+        plan.run(layer_task, list(range(p.num_layers)))
+
+
+def _layer_input(p, work, below: int):
+    """What layer ``below + 1`` reads: the output of the layer below, dropped out if p > 0."""
+    return work[("dropped", below)] if p.p > 0 else work[("y", below)]
 
 
 def _draw_mask(ctx, prob: float, mask) -> None:
@@ -261,20 +347,24 @@ def _draw_mask(ctx, prob: float, mask) -> None:
     ctx.xp.multiply(keep, mask.dtype.type(one / (one - np.float32(prob))), out=mask)
 
 
-def _run_direction(xp, p, x, w, h0, c0, work, layer, d, y, hh):
+def _run_direction(xp, p, x, w, h0, c0, work, layer, d, y, plan):
     w_x, w_h, b_x, b_h = w
     seq_len, batch, feat = x.shape
     h_ = p.state_size
     gates = work[("gates", layer, d)]
+    hh = xp.empty((batch, gates.shape[2]), x.dtype)
     # BLAS runs the untransposed products faster; the copies are small next to the products
     w_xt, w_ht = xp.ascontiguousarray(w_x.T), xp.ascontiguousarray(w_h.T)
-    xp.matmul(x.reshape(seq_len * batch, feat), w_xt, out=gates.reshape(seq_len * batch, -1))
     hs = slice(d * h_, (d + 1) * h_)
     bias = b_x + b_h if p.mode != "gru" else None
     clip = _clip(p)
+    dropout = p.p > 0 and layer < p.num_layers - 1
     h_prev, c_prev = h0, c0
-    with _sequential_products(xp):
-        for t in _steps(seq_len, d):
+    for k, (t0, t1) in plan.order(d):
+        if layer > 0:
+            plan.wait(layer - 1, k)
+        xp.matmul(x[t0:t1].reshape(-1, feat), w_xt, out=gates[t0:t1].reshape(-1, gates.shape[2]))
+        for t in _time_steps(t0, t1, d):
             xp.matmul(h_prev, w_ht, out=hh)
             h_out = y[t, :, hs]
             if p.mode == "lstm":
@@ -289,6 +379,11 @@ def _run_direction(xp, p, x, w, h0, c0, work, layer, d, y, hh):
             else:
                 kernels.vanilla_forward_step(xp, gates[t], hh, bias, h_out, p.mode == "rnn_relu")
             h_prev = h_out
+        if dropout:
+            xp.multiply(y[t0:t1, :, hs], work[("mask", layer)][t0:t1, :, hs],
+                        out=work[("dropped", layer)][t0:t1, :, hs])
+        if plan.threaded:
+            plan.done(layer, k)
 
 
 # ---- backward -----------------------------------------------------------------------------------
@@ -301,124 +396,129 @@ def _backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
     n_states = len(_input_names(p)) - 2
     # head gradients of the final states (None: nobody differentiates them)
     d_final = [out_grads[1 + k] if p.state_outputs else None for k in range(n_states)]
-    want_params = req[1] != "null"
     dparams = None
-    if want_params:
+    if req[1] != "null":
         dparams = in_grads[1] if req[1] == "write" and in_grads[1].flags.c_contiguous \
             else xp.empty(inputs[1].shape, inputs[1].dtype)
-    grads = _layer_params(p, dparams, feat) if want_params else {}
+    grads = _layer_params(p, dparams, feat) if dparams is not None else {}
     dstate = [xp.zeros(inputs[2 + k].shape, x.dtype) if req[2 + k] != "null" else None
               for k in range(n_states)]
-    dy = out_grads[0] if out_grads[0] is not None else \
-        xp.zeros((seq_len, batch, d_ * h_), x.dtype)
-    bufs = _BackwardBuffers(xp, p, batch, x.dtype, seq_len)
-    for layer in range(p.num_layers - 1, -1, -1):
+    # the gradient of each layer's output: the head's for the top, the input gradient of the
+    # layer above (times its dropout mask) for the others
+    out_shape = (seq_len, batch, d_ * h_)
+    dys = [xp.empty(out_shape, x.dtype) for _ in range(p.num_layers - 1)]
+    dys.append(out_grads[0] if out_grads[0] is not None else xp.zeros(out_shape, x.dtype))
+    dx0 = None
+    if req[0] != "null":
+        dx0 = in_grads[0] if req[0] == "write" and in_grads[0].flags.c_contiguous \
+            else xp.empty(x.shape, x.dtype)
+    plan = _Pipeline(xp, p, seq_len, batch)
+
+    def layer_task(layer):
         y = outputs[0] if layer == p.num_layers - 1 else work[("y", layer)]
-        if layer == 0:
-            layer_in = x
-        else:
-            layer_in = work[("dropped", layer - 1)] if p.p > 0 else work[("y", layer - 1)]
-        need_dx = layer > 0 or req[0] != "null"
-        dx = None
-        if need_dx:
-            dx = in_grads[0] if layer == 0 and req[0] == "write" and \
-                in_grads[0].flags.c_contiguous else \
-                xp.empty(layer_in.shape, x.dtype)
+        layer_in = x if layer == 0 else _layer_input(p, work, layer - 1)
+        dx = dys[layer - 1] if layer > 0 else dx0
         for d in range(d_):
             s = layer * d_ + d
-            h0 = inputs[2][s]
             c0 = inputs[3][s] if p.mode == "lstm" else None
-            finals = [None if g is None else g[s] for g in d_final]
             dh0, dc0 = _backprop_direction(
-                xp, p, layer_in, y, dy, weights[(layer, d)], grads.get((layer, d)), h0, c0,
-                finals, work, layer, d, bufs, dx, dstate[0] is not None)
+                xp, p, layer_in, y, dys[layer], weights[(layer, d)], grads.get((layer, d)),
+                inputs[2][s], c0, [None if g is None else g[s] for g in d_final], work, layer,
+                d, dx, dstate[0] is not None, plan)
             for k, src in enumerate((dh0, dc0)[:n_states]):
                 if dstate[k] is not None:
                     dstate[k][s] = src
-        if layer == 0:
-            if need_dx and dx is not in_grads[0]:
-                assign(in_grads[0], req[0], dx)
-        else:
-            dy = dx
-            if p.p > 0:
-                dy *= work[("mask", layer - 1)]
-    if want_params and dparams is not in_grads[1]:
+        if not plan.threaded:
+            for k in range(len(plan.chunks)):
+                plan.done(layer, k)
+    with _sequential_products(xp):
+        plan.run(layer_task, list(range(p.num_layers - 1, -1, -1)))
+    if dx0 is not None and dx0 is not in_grads[0]:
+        assign(in_grads[0], req[0], dx0)
+    if dparams is not None and dparams is not in_grads[1]:
         assign(in_grads[1], req[1], dparams)
     for k in range(n_states):
         if dstate[k] is not None:
             assign(in_grads[2 + k], req[2 + k], dstate[k])
 
 
-class _BackwardBuffers:
-    """Per-step scratch of backward, allocated once per call."""
-
-    def __init__(self, xp, p, batch, dtype, seq_len):
-        _, g_, h_ = _dims(p)
-        self.dh_rec = xp.empty((batch, h_), dtype)
-        self.dc = xp.empty((batch, h_), dtype) if p.mode == "lstm" else None
-        self.dh_direct = xp.empty((batch, h_), dtype) if p.mode == "gru" else None
-        # GRU's recurrent-product gradient differs from its gates' (the n part is scaled by r)
-        self.dhh = xp.empty((seq_len, batch, g_ * h_), dtype) if p.mode == "gru" else None
-        self.zeros = xp.zeros((batch, h_), dtype)
-
-
-def _backprop_direction(xp, p, x, y, dy, w, dw, h0, c0, finals, work, layer, d, bufs, dx,
-                        want_dh0):
+def _backprop_direction(xp, p, x, y, dy, w, dw, h0, c0, finals, work, layer, d, dx, want_dh0,
+                        plan):
     """Steps of one layer and direction in reverse; returns (dh0, dc0) and writes (d == 0) or
-    adds (d == 1) the input gradient into ``dx`` and the weight gradients into ``dw``."""
+    adds (d == 1) the input gradient into ``dx`` chunk by chunk (handing each to the layer
+    below), then the weight gradients into ``dw``."""
     w_x, w_h, _, _ = w
     seq_len, batch, feat = x.shape
     h_ = p.state_size
     hs = slice(d * h_, (d + 1) * h_)
     gates = work[("gates", layer, d)]
-    dhh = bufs.dhh if p.mode == "gru" else gates
-    steps = _steps(seq_len, d)
-    dh_rec = bufs.dh_rec
-    dh_rec[...] = finals[0] if finals[0] is not None else 0
+    # GRU's recurrent-product gradient differs from its gates' (the n part is scaled by r)
+    dhh = xp.empty(gates.shape, x.dtype) if p.mode == "gru" else gates
+    dh_rec = xp.zeros((batch, h_), x.dtype)
+    if finals[0] is not None:
+        dh_rec[...] = finals[0]
+    dc = dh_direct = None
     if p.mode == "lstm":
-        bufs.dc[...] = finals[1] if len(finals) > 1 and finals[1] is not None else 0
+        dc = xp.zeros((batch, h_), x.dtype)
+        if finals[1] is not None:
+            dc[...] = finals[1]
     if p.mode == "gru":
-        bufs.dh_direct.fill(0)
+        dh_direct = xp.zeros((batch, h_), x.dtype)
     clip = _clip(p)
-    with _sequential_products(xp):
-        for k in range(seq_len - 1, -1, -1):
-            t = steps[k]
-            h_prev = h0 if k == 0 else y[steps[k - 1], :, hs]
+    mask = work[("mask", layer)] if p.p > 0 and layer < p.num_layers - 1 else None
+    first = 0 if d == 0 else seq_len - 1          # the step that reads h0
+    for k, (t0, t1) in plan.order(d, backward=True):
+        if layer < p.num_layers - 1:
+            plan.wait(layer + 1, k)
+            if mask is not None and d == 0:       # (once per chunk: direction 0 runs first)
+                dy[t0:t1] *= mask[t0:t1]
+        for t in _time_steps(t0, t1, d, backward=True):
+            prev = t - 1 if d == 0 else t + 1
+            h_prev = h0 if t == first else y[prev, :, hs]
             if p.mode == "lstm":
                 cells, tanh_cells = work[("cell", layer, d)], work[("tanh_cell", layer, d)]
-                c_prev = c0 if k == 0 else cells[steps[k - 1]]
+                c_prev = c0 if t == first else cells[prev]
                 kernels.lstm_backward_step(xp, gates[t], cells[t], tanh_cells[t], c_prev,
-                                           dy[t, :, hs], dh_rec, bufs.dc, clip)
+                                           dy[t, :, hs], dh_rec, dc, clip)
             elif p.mode == "gru":
                 kernels.gru_backward_step(xp, gates[t], work[("hn", layer, d)][t], h_prev,
-                                          dy[t, :, hs], dh_rec, bufs.dh_direct, dhh[t])
+                                          dy[t, :, hs], dh_rec, dh_direct, dhh[t])
             else:
                 kernels.vanilla_backward_step(xp, gates[t], y[t, :, hs], dy[t, :, hs], dh_rec,
                                               p.mode == "rnn_relu")
-            if k > 0 or want_dh0:
+            if t != first or want_dh0:
                 xp.matmul(dhh[t], w_h, out=dh_rec)
-    dh0 = dh_rec + bufs.dh_direct if p.mode == "gru" else dh_rec
-    tn = seq_len * batch
-    g2 = gates.reshape(tn, -1)
-    if dx is not None:
-        if d == 0:
-            xp.matmul(g2, w_x, out=dx.reshape(tn, feat))
-        else:
-            dx += (g2 @ w_x).reshape(dx.shape)
+        if dx is not None:
+            g2 = gates[t0:t1].reshape(-1, gates.shape[2])
+            if d == 0:
+                xp.matmul(g2, w_x, out=dx[t0:t1].reshape(-1, feat))
+            else:
+                dx[t0:t1] += (g2 @ w_x).reshape(dx[t0:t1].shape)
+        if plan.threaded:
+            plan.done(layer, k)
     if dw is not None:
-        dw_x, dw_h, db_x, db_h = dw
-        xp.matmul(g2.T, x.reshape(tn, feat), out=dw_x)
-        # h_prev of every step but the first is the output of the step before it
-        first, rest = (slice(0, 1), slice(1, None)) if d == 0 else \
-            (slice(seq_len - 1, None), slice(0, seq_len - 1))
-        prev = slice(0, seq_len - 1) if d == 0 else slice(1, None)
-        hh2 = dhh.reshape(tn, -1)
-        xp.matmul(dhh[rest].reshape(-1, dhh.shape[2]).T,
-                  y[prev, :, hs].reshape(-1, h_), out=dw_h)
-        dw_h += dhh[first].reshape(batch, -1).T @ h0
-        g2.sum(axis=0, out=db_x)
-        hh2.sum(axis=0, out=db_h)
-    return dh0, (bufs.dc if p.mode == "lstm" else None)
+        _weight_gradients(xp, x, y, gates, dhh, h0, d, hs, dw)
+    dh0 = dh_rec + dh_direct if p.mode == "gru" else dh_rec
+    return dh0, dc
+
+
+def _weight_gradients(xp, x, y, gates, dhh, h0, d, hs, dw) -> None:
+    """Every step's weight gradients at once: dW_i2h = dG^T X, dW_h2h = dHH^T H_prev and the
+    bias sums, one GEMM (or reduction) each over all T*N rows."""
+    dw_x, dw_h, db_x, db_h = dw
+    seq_len, batch, feat = x.shape
+    tn = seq_len * batch
+    g2, hh2 = gates.reshape(tn, -1), dhh.reshape(tn, -1)
+    xp.matmul(g2.T, x.reshape(tn, feat), out=dw_x)
+    # h_prev of every step but the first is the output of the step before it
+    first, rest = (slice(0, 1), slice(1, None)) if d == 0 else \
+        (slice(seq_len - 1, None), slice(0, seq_len - 1))
+    prev = slice(0, seq_len - 1) if d == 0 else slice(1, None)
+    xp.matmul(dhh[rest].reshape(-1, dhh.shape[2]).T, y[prev, :, hs].reshape(-1, hs.stop - hs.start),
+              out=dw_h)
+    dw_h += dhh[first].reshape(batch, -1).T @ h0
+    g2.sum(axis=0, out=db_x)
+    hh2.sum(axis=0, out=db_h)
 
 
 register(OpDef(

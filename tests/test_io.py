@@ -95,6 +95,15 @@ def test_base_iterator_says_what_to_implement():
         next(mx.io.DataIter())
 
 
+def test_mxnets_cpp_iterator_classes_share_mxdataiter():
+    for cls in (mx.io.CSVIter, mx.io.LibSVMIter, mx.io.MNISTIter, mx.io.ImageRecordIter,
+                mx.io.ImageRecordUInt8Iter, mx.io.ImageRecordInt8Iter):
+        assert issubclass(cls, mx.io.MXDataIter) and issubclass(cls, mx.io.DataIter)
+    assert not issubclass(mx.io.NDArrayIter, mx.io.MXDataIter)     # Python in MXNet too
+    assert mx.io.ImageRecordIter_v1 is mx.io.ImageRecordIter
+    assert mx.io.ImageRecordUInt8Iter_v1 is mx.io.ImageRecordUInt8Iter
+
+
 # ---- NDArrayIter ---------------------------------------------------------------------------
 NDARRAY_CASES = [k for k in REF if k.startswith("ndarray_") and k not in
                  ("ndarray_pad_tile", "ndarray_dict_list")]

@@ -14,14 +14,16 @@ Example::
 """
 from __future__ import annotations
 
-from .base import DataBatch, DataDesc, DataIter
+from .base import DataBatch, DataDesc, DataIter, MXDataIter
 from .csv_iter import CSVIter
-from .image_record_iter import ImageRecordInt8Iter, ImageRecordIter, ImageRecordUInt8Iter
+from .image_record_iter import (ImageRecordInt8Iter, ImageRecordIter, ImageRecordIter_v1,
+                                ImageRecordUInt8Iter, ImageRecordUInt8Iter_v1)
 from .libsvm_iter import LibSVMIter
 from .mnist_iter import MNISTIter
 from .ndarray_iter import NDArrayIter
 from .prefetch import PrefetchingIter, ResizeIter
 
-__all__ = ["DataDesc", "DataBatch", "DataIter", "NDArrayIter", "CSVIter", "LibSVMIter",
-           "MNISTIter", "ImageRecordIter", "ImageRecordUInt8Iter", "ImageRecordInt8Iter",
+__all__ = ["DataDesc", "DataBatch", "DataIter", "MXDataIter", "NDArrayIter", "CSVIter",
+           "LibSVMIter", "MNISTIter", "ImageRecordIter", "ImageRecordUInt8Iter",
+           "ImageRecordInt8Iter", "ImageRecordIter_v1", "ImageRecordUInt8Iter_v1",
            "PrefetchingIter", "ResizeIter"]

@@ -148,6 +148,12 @@ class DataIter:
         raise NotImplementedError(f"{type(self).__name__} must implement getpad()")
 
 
+class MXDataIter(DataIter):
+    """Base of the iterators MXNet implements in C++ (``CSVIter``, ``LibSVMIter``,
+    ``MNISTIter``, ``ImageRecordIter`` and its variants), so ``isinstance(it, mx.io.MXDataIter)``
+    holds as in MXNet; here they are Python classes with keyword-only parameters."""
+
+
 def check_batch_size(batch_size, what: str) -> int:
     """``batch_size`` as a positive int, or a clear error naming the iterator."""
     try:

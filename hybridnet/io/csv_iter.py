@@ -17,7 +17,7 @@ import os
 import numpy as np
 
 from ..base import HybridNetError
-from .base import DataDesc, DataIter, check_batch_size
+from .base import DataDesc, MXDataIter, check_batch_size
 
 __all__ = ["CSVIter", "TextRows", "TextIter", "shape_of"]
 
@@ -196,7 +196,7 @@ def _parse_csv(width: int, dtype, what: str):
     return parse
 
 
-class TextIter(DataIter):
+class TextIter(MXDataIter):
     """Batches from streamed data rows and optional label rows (MXNet's C++ batching rules)."""
 
     def __init__(self, batch_size, data: TextRows, label: TextRows | None, data_shape,

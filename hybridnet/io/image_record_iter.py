@@ -34,10 +34,11 @@ import numpy as np
 from ..base import HybridNetError, ParamError
 from ..image.record_aug import AUG_DEFAULTS, NORM_DEFAULTS, RecordAugmenter
 from ..recordio import RecordIOError, read_record_at, scan_offsets, unpack
-from .base import DataBatch, DataDesc, DataIter, check_batch_size
+from .base import DataBatch, DataDesc, MXDataIter, check_batch_size
 from .csv_iter import shape_of
 
-__all__ = ["ImageRecordIter", "ImageRecordUInt8Iter", "ImageRecordInt8Iter"]
+__all__ = ["ImageRecordIter", "ImageRecordUInt8Iter", "ImageRecordInt8Iter", "ImageRecordIter_v1",
+           "ImageRecordUInt8Iter_v1"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -174,7 +175,7 @@ class _Pending:
     __slots__ = ("data", "label", "index", "pad", "futures", "overflow")
 
 
-class ImageRecordIter(DataIter):
+class ImageRecordIter(MXDataIter):
     """Iterate over a RecordIO file of images in batches (``mx.io.ImageRecordIter(**kwargs)``).
 
     Main parameters (MXNet's names and defaults):
@@ -460,3 +461,8 @@ class ImageRecordInt8Iter(ImageRecordIter):
     """``ImageRecordIter`` with int8 output: ``saturate(pixel - round(mean))``."""
     _what = "ImageRecordInt8Iter"
     _default_dtype = "int8"
+
+
+# MXNet's older C++ iterators of the same files; here the same pipeline.
+ImageRecordIter_v1 = ImageRecordIter            # noqa: N816  (MXNet's name)
+ImageRecordUInt8Iter_v1 = ImageRecordUInt8Iter  # noqa: N816

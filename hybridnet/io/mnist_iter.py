@@ -14,7 +14,7 @@ import struct
 import numpy as np
 
 from ..base import HybridNetError
-from .base import DataBatch, DataDesc, DataIter, check_batch_size
+from .base import DataBatch, DataDesc, MXDataIter, check_batch_size
 
 __all__ = ["MNISTIter", "read_idx"]
 
@@ -63,7 +63,7 @@ def read_idx(path: str, expect_magic: int | None = None) -> np.ndarray:
     return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
 
 
-class MNISTIter(DataIter):
+class MNISTIter(MXDataIter):
     """Batches of MNIST images and labels from idx files (``mx.io.MNISTIter``).
 
     Pixels are scaled by 1/256 (as MXNet does); images have shape (1, 28, 28), or (784,) with

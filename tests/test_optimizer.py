@@ -488,6 +488,7 @@ def test_fused_update_checks_shapes_and_devices():
 
 
 def test_group_adagrad_matches_mxnet():
+    assert mx.optimizer.contrib.GroupAdaGrad is mx.optimizer.GroupAdaGrad   # MXNet's home
     ref = np.load(os.path.join(FIXTURES, "optimizer_groupadagrad.npz"))
     kw = {"learning_rate": 0.1, "clip_gradient": 0.8, "rescale_grad": 0.5}
     opt = mx.optimizer.create("groupadagrad", **kw)

@@ -16,7 +16,9 @@ from .sgd import LARS, LBSGD, NAG, SGD, Signum, Test, ccSGD
 from .adam import LAMB, Adam, Adamax, Nadam
 from .adagrad import AdaDelta, AdaGrad, GroupAdaGrad, RMSProp
 from .ftrl import DCASGD, FTML, SGLD, Ftrl
+from . import contrib
 
 __all__ = ["Optimizer", "Updater", "create", "from_spec", "get_updater", "register",
            "SGD", "ccSGD", "NAG", "Signum", "LARS", "LBSGD", "Test", "Adam", "Adamax", "Nadam",
-           "LAMB", "AdaGrad", "AdaDelta", "RMSProp", "GroupAdaGrad", "Ftrl", "FTML", "DCASGD", "SGLD"]
+           "LAMB", "AdaGrad", "AdaDelta", "RMSProp", "GroupAdaGrad", "Ftrl", "FTML", "DCASGD", "SGLD",
+           "contrib"]

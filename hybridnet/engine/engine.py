@@ -17,6 +17,9 @@ from contextlib import contextmanager
 
 from .. import config
 from ..base import EngineError
+# imported here, not when the engine is first made: that may happen in a thread while another
+# holds the import lock (a kvstore server runs inside `import hybridnet`) -- a deadlock
+from .blas import apply_policy
 from ..context import Context
 from .pool import WorkerPool, current_pool
 from .var import Failure, Task, Var
@@ -413,7 +416,6 @@ def _create_engine() -> Engine:
     global _engine
     with _engine_lock:
         if _engine is None:
-            from .blas import apply_policy
             apply_policy()            # BLAS threads x CPU workers = cores (engine/blas.py)
             kind = config.get("HYBRIDNET_ENGINE_TYPE")
             _engine = NaiveEngine() if kind == "NaiveEngine" else ThreadedEngine()

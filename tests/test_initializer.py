@@ -207,6 +207,25 @@ def test_initdesc_carries_attrs_and_global_init():
     assert desc.global_init is init
 
 
+def test_operators_give_their_input_variables_mxnets_init_hints():
+    # MXNet's FSetInputVarAttrOnCompose: BatchNorm's moving statistics and PReLU's slope get an
+    # __init__ attribute, on auto-created variables and on the user's ones that have none
+    x = mx.sym.var("x")
+    net = mx.sym.BatchNorm(x, moving_mean=mx.sym.var("mm"), gamma=mx.sym.var("g"), name="bn")
+    net = mx.sym.LeakyReLU(net, gamma=mx.sym.var("pg"), act_type="prelu", name="pr")
+    net = mx.sym.LeakyReLU(net, gamma=mx.sym.var("pg2", init=mx.init.One()), act_type="prelu",
+                           name="pr2")
+    net = mx.sym.LeakyReLU(net, act_type="prelu", name="pr3")
+    hints = {k: v.get("__init__") for k, v in net.attr_dict().items()}
+    assert hints == {"mm": '["zero", {}]', "bn_moving_var": '["one", {}]',
+                     "pg": '["Constant", {"value": 0.25}]', "pr": None, "pg2": '["one", {}]',
+                     "pr2": None, "pr3_gamma": '["Constant", {"value": 0.25}]', "pr3": None}
+    attrs = net.attr_dict()
+    slope = mx.nd.zeros((3,))
+    mx.init.Xavier()(mx.init.InitDesc("pr3_gamma", attrs["pr3_gamma"]), slope)
+    assert (slope.asnumpy() == 0.25).all()        # not the gamma rule's 1.0
+
+
 def test_fused_rnn_layout_and_errors():
     pieces = fused_rnn_layout(4 * 3 * (5 + 3 + 2), 3, 1, "lstm", False)
     assert [p[0] for p in pieces[:5]] == ["l0_i2h_i_weight", "l0_i2h_f_weight",

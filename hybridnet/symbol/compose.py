@@ -14,7 +14,7 @@ from .. import attribute, name as _name
 from ..base import HybridNetError, ParamError
 from ..ops.params import parse_dtype
 from ..ops.registry import OpDef, Params
-from .node import AUX_INIT, Node
+from .node import Node, input_init_hint
 
 __all__ = ["create_op", "var", "Group", "normalize_attrs", "DTYPE_TO_FLAG", "FLAG_TO_DTYPE",
            "STYPE_TO_FLAG"]
@@ -76,8 +76,9 @@ def create_op(op: OpDef, p: Params, inputs: list, name: str | None = None,
                 var_attrs = dict(p.raw)
                 var_attrs.update(attrs)
             attrs_i = dict(var_attrs)
-            if i >= n_args and arg in AUX_INIT:
-                attrs_i["__init__"] = AUX_INIT[arg]
+            hint = input_init_hint(op.name, arg, i >= n_args)
+            if hint is not None:
+                attrs_i["__init__"] = hint
             src = (Node(None, f"{node_name}_{arg}", attrs=attrs_i), 0)
         elif isinstance(sym, Symbol):
             if len(sym._outputs) != 1:
@@ -86,6 +87,10 @@ def create_op(op: OpDef, p: Params, inputs: list, name: str | None = None,
                     f"{len(sym._outputs)} outputs ({', '.join(sym.list_outputs())}); pick one "
                     f"with sym[i] or sym['name_output']")
             src = sym._outputs[0]
+            if src[0].op is None and "__init__" not in src[0].attrs:
+                hint = input_init_hint(op.name, arg, i >= n_args)
+                if hint is not None:          # MXNet sets it on the user's variable too
+                    src[0].attrs["__init__"] = hint
         else:
             raise TypeError(f"{op.name} '{node_name}': input '{arg}' must be a Symbol, got "
                             f"{type(sym).__name__}")

@@ -15,10 +15,22 @@ from __future__ import annotations
 from ..base import HybridNetError
 from ..ops.registry import OpDef, Params
 
-__all__ = ["Node", "IndexedGraph", "topo_order", "AUX_INIT"]
+__all__ = ["Node", "IndexedGraph", "topo_order", "AUX_INIT", "input_init_hint"]
 
-# MXNet gives the auto-created moving statistics of normalization layers an initializer hint
+# MXNet gives the moving statistics of normalization layers an initializer hint
 AUX_INIT = {"moving_mean": '["zero", {}]', "moving_var": '["one", {}]'}
+_PRELU_GAMMA_INIT = '["Constant", {"value": 0.25}]'
+
+
+def input_init_hint(op_name: str, arg: str, is_aux: bool) -> str | None:
+    """The ``__init__`` attribute MXNet's ``FSetInputVarAttrOnCompose`` gives an operator's
+    input variable that has none (auto-created or the user's): zeros/ones for the moving
+    statistics, 0.25 for PReLU's slope; None for every other input."""
+    if is_aux:
+        return AUX_INIT.get(arg)
+    if op_name == "LeakyReLU" and arg == "gamma":
+        return _PRELU_GAMMA_INIT
+    return None
 
 
 class Node:

@@ -375,7 +375,7 @@ def test_bad_parameters(params, match):
         _call(shapes, **full)
 
 
-# ---- the layer pipeline (unidirectional stacks run one thread per layer) ----------------------------
+# ---- threads: unidirectional stacks as a layer pipeline, bidirectional layers by direction ------
 @pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh"])
 @pytest.mark.parametrize("p", [0.0, 0.4])
 def test_pipelined_layers_match_the_sequential_run(mode, p, monkeypatch):
@@ -397,9 +397,13 @@ def test_pipelined_layers_match_the_sequential_run(mode, p, monkeypatch):
             assert_almost_equal(got, w, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("step_fn, thread", [("vanilla_forward_step", "RNN layer 1"),
-                                             ("vanilla_backward_step", "RNN layer 0")])
-def test_an_error_in_a_pipeline_thread_is_raised_in_the_caller(step_fn, thread, monkeypatch):
+@pytest.mark.parametrize("step_fn, thread, bi", [("vanilla_forward_step", "RNN layer 1", False),
+                                                 ("vanilla_backward_step", "RNN layer 0", False),
+                                                 ("vanilla_forward_step", "RNN direction 1", True),
+                                                 ("vanilla_backward_step", "RNN direction 1",
+                                                  True)])
+def test_an_error_in_a_layer_or_direction_thread_is_raised_in_the_caller(step_fn, thread, bi,
+                                                                         monkeypatch):
     import threading
     from hybridnet.ops.nn import rnn as rnn_op
     monkeypatch.setattr(rnn_op, "_CHUNK_ROWS", 2)
@@ -410,6 +414,6 @@ def test_an_error_in_a_pipeline_thread_is_raised_in_the_caller(step_fn, thread, 
             raise FloatingPointError("injected failure")
         return original(*args)
     monkeypatch.setattr(rnn_kernels, step_fn, failing)
-    case = _case("rnn_tanh", 2, False, t=6, n=2)
+    case = _case("rnn_tanh", 2, bi, t=6, n=2)
     with pytest.raises(FloatingPointError, match="injected failure"):
         _forward_backward(case, case.arrays())

@@ -228,9 +228,10 @@ class _Pipeline:
     A unidirectional stack runs one thread per layer: layer l + 1 works on chunk k as soon as
     layer l has finished it (in backward, layer l on chunk k once layer l + 1 has sent its
     input gradient), so two layers keep two cores busy with single-threaded BLAS products.
-    Bidirectional layers need the whole sequence of the layer below, and a single layer has no
-    partner: those run in the calling thread with the whole sequence as one chunk. A failing
-    layer wakes every waiter, and the first error is raised in the calling thread.
+    Bidirectional layers need the whole sequence of the layer below (their two directions run
+    side by side instead, see ``_directions``), and a single layer has no partner: those run in
+    the calling thread with the whole sequence as one chunk. A failing layer wakes every
+    waiter, and the first error is raised in the calling thread.
     """
 
     def __init__(self, xp, p, seq_len: int, batch: int):
@@ -242,7 +243,7 @@ class _Pipeline:
         self.chunks = [(t, min(t + steps, seq_len)) for t in range(0, seq_len, steps)]
         self._ready = [[threading.Event() for _ in self.chunks] for _ in range(p.num_layers)] \
             if self.threaded else None
-        self._error = None
+        self._error = False
 
     def order(self, d: int, backward: bool = False):
         """(index, (t0, t1)) of the chunks in the order direction ``d`` meets them."""
@@ -253,7 +254,7 @@ class _Pipeline:
         """Block until ``layer`` has finished ``chunk`` (no-op when not threaded)."""
         if self._ready is not None:
             self._ready[layer][chunk].wait()
-            if self._error is not None:
+            if self._error:
                 raise _Aborted()
 
     def done(self, layer: int, chunk: int) -> None:
@@ -267,30 +268,54 @@ class _Pipeline:
                 task(layer)
             return
 
-        def guarded(layer):
-            try:
-                task(layer)
-            except _Aborted:
-                pass
-            except BaseException as err:           # wake every waiter, report in the caller
-                if self._error is None:
-                    self._error = err
-                for events in self._ready:
-                    for event in events:
-                        event.set()
-        threads = [threading.Thread(target=guarded, args=(layer,), daemon=True,
-                                    name=f"RNN layer {layer}") for layer in layers[1:]]
-        for thread in threads:
-            thread.start()
-        guarded(layers[0])
-        for thread in threads:
-            thread.join()
-        if self._error is not None:
-            raise self._error
+        def wake_all():
+            self._error = True
+            for events in self._ready:
+                for event in events:
+                    event.set()
+        _in_threads([lambda layer=layer: task(layer) for layer in layers],
+                    [f"RNN layer {layer}" for layer in layers], on_error=wake_all)
 
 
 class _Aborted(Exception):
     """Another layer of the pipeline failed; its error is the one raised."""
+
+
+def _in_threads(tasks, names, on_error=None) -> None:
+    """Run ``tasks[0]`` here and the others in threads of their own; after all have ended,
+    raise the first error any of them raised (``on_error`` runs at once, to wake waiters)."""
+    errors: list = []
+
+    def guarded(task):
+        try:
+            task()
+        except _Aborted:
+            pass
+        except BaseException as err:
+            errors.append(err)
+            if on_error is not None:
+                on_error()
+    threads = [threading.Thread(target=guarded, args=(task,), daemon=True, name=name)
+               for task, name in zip(tasks[1:], names[1:])]
+    for thread in threads:
+        thread.start()
+    guarded(tasks[0])
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+def _directions(xp, p, task) -> None:
+    """``task(d)`` for each direction: side by side in two threads when bidirectional (they
+    share nothing but read-only inputs and disjoint halves of the outputs)."""
+    if not p.bidirectional:
+        task(0)
+    elif xp is np:
+        _in_threads([lambda: task(0), lambda: task(1)], ["RNN direction 0", "RNN direction 1"])
+    else:
+        task(0)
+        task(1)
 
 
 def _time_steps(t0: int, t1: int, d: int, backward: bool = False):
@@ -317,7 +342,8 @@ def _forward(ctx, p, inputs, aux, outputs, is_train):
         top = layer == p.num_layers - 1
         y = outputs[0] if top else work[("y", layer)]
         layer_in = x if layer == 0 else _layer_input(p, work, layer - 1)
-        for d in range(d_):
+
+        def direction(d):
             s = layer * d_ + d
             c0 = inputs[3][s] if p.mode == "lstm" else None
             _run_direction(xp, p, layer_in, weights[(layer, d)], inputs[2][s], c0, work, layer,
@@ -327,6 +353,7 @@ def _forward(ctx, p, inputs, aux, outputs, is_train):
                 outputs[1][s] = y[last, :, d * h_:(d + 1) * h_]
                 if p.mode == "lstm":
                     outputs[2][s] = work[("cell", layer, d)][last]
+        _directions(xp, p, direction)
         if not plan.threaded:
             for k in range(len(plan.chunks)):
                 plan.done(layer, k)
@@ -418,16 +445,22 @@ def _backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
         y = outputs[0] if layer == p.num_layers - 1 else work[("y", layer)]
         layer_in = x if layer == 0 else _layer_input(p, work, layer - 1)
         dx = dys[layer - 1] if layer > 0 else dx0
-        for d in range(d_):
+        # the backward direction's share of the input gradient, added once both are done
+        dx_r = xp.empty(dx.shape, x.dtype) if dx is not None and p.bidirectional else None
+
+        def direction(d):
             s = layer * d_ + d
             c0 = inputs[3][s] if p.mode == "lstm" else None
             dh0, dc0 = _backprop_direction(
                 xp, p, layer_in, y, dys[layer], weights[(layer, d)], grads.get((layer, d)),
                 inputs[2][s], c0, [None if g is None else g[s] for g in d_final], work, layer,
-                d, dx, dstate[0] is not None, plan)
+                d, dx if d == 0 else dx_r, dstate[0] is not None, plan)
             for k, src in enumerate((dh0, dc0)[:n_states]):
                 if dstate[k] is not None:
                     dstate[k][s] = src
+        _directions(xp, p, direction)
+        if dx_r is not None:
+            dx += dx_r
         if not plan.threaded:
             for k in range(len(plan.chunks)):
                 plan.done(layer, k)
@@ -444,9 +477,9 @@ def _backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
 
 def _backprop_direction(xp, p, x, y, dy, w, dw, h0, c0, finals, work, layer, d, dx, want_dh0,
                         plan):
-    """Steps of one layer and direction in reverse; returns (dh0, dc0) and writes (d == 0) or
-    adds (d == 1) the input gradient into ``dx`` chunk by chunk (handing each to the layer
-    below), then the weight gradients into ``dw``."""
+    """Steps of one layer and direction in reverse; returns (dh0, dc0) and writes this
+    direction's input gradient into ``dx`` chunk by chunk (handing each to the layer below),
+    then the weight gradients into ``dw``."""
     w_x, w_h, _, _ = w
     seq_len, batch, feat = x.shape
     h_ = p.state_size
@@ -470,8 +503,8 @@ def _backprop_direction(xp, p, x, y, dy, w, dw, h0, c0, finals, work, layer, d, 
     for k, (t0, t1) in plan.order(d, backward=True):
         if layer < p.num_layers - 1:
             plan.wait(layer + 1, k)
-            if mask is not None and d == 0:       # (once per chunk: direction 0 runs first)
-                dy[t0:t1] *= mask[t0:t1]
+            if mask is not None:                  # each direction reads its own half of dy
+                dy[t0:t1, :, hs] *= mask[t0:t1, :, hs]
         for t in _time_steps(t0, t1, d, backward=True):
             prev = t - 1 if d == 0 else t + 1
             h_prev = h0 if t == first else y[prev, :, hs]
@@ -489,11 +522,8 @@ def _backprop_direction(xp, p, x, y, dy, w, dw, h0, c0, finals, work, layer, d, 
             if t != first or want_dh0:
                 xp.matmul(dhh[t], w_h, out=dh_rec)
         if dx is not None:
-            g2 = gates[t0:t1].reshape(-1, gates.shape[2])
-            if d == 0:
-                xp.matmul(g2, w_x, out=dx[t0:t1].reshape(-1, feat))
-            else:
-                dx[t0:t1] += (g2 @ w_x).reshape(dx[t0:t1].shape)
+            xp.matmul(gates[t0:t1].reshape(-1, gates.shape[2]), w_x,
+                      out=dx[t0:t1].reshape(-1, feat))
         if plan.threaded:
             plan.done(layer, k)
     if dw is not None:

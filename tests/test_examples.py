@@ -19,6 +19,14 @@ EXAMPLES = [
     ("mlp_autograd.py", ["--epochs", "10"], r"final test accuracy: ([0-9.]+)", 0.95),
     ("imperative_and_symbolic.py", ["--epochs", "5"], r"test accuracy ([0-9.]+)", 0.9),
     ("custom_op.py", [], r"toy test accuracy: ([0-9.]+)", 0.9),
+    ("lenet.py", ["--epochs", "3"], r"lenet test accuracy: ([0-9.]+)", 0.9),
+    # the accuracy counts only after the reloaded checkpoint predicted the same
+    ("feedforward.py", ["--epochs", "5"],
+     r"loaded model predicts the same: True\nfeedforward test accuracy: ([0-9.]+)", 0.95),
+    # ... and only when two devices trained exactly like one
+    ("multi_device.py", ["--epochs", "3", "--work-load", "1", "3"],
+     r"two devices equal one device: True\none device test accuracy: [0-9.]+\n"
+     r"two devices test accuracy: ([0-9.]+)", 0.95),
 ]
 
 

@@ -9,7 +9,10 @@
 
 While running, every engine task (each eager operator, copy, or executor forward/backward, which
 run as one task per graph) is recorded with its name, device, thread and start/end time, by the
-hook the engine calls around every task (``Engine.profiler``). ``profile_symbolic`` and
+hook the engine calls around every task (``Engine.profiler``); inside an executor's pass each
+operator is recorded too (``FullyConnected``, ``_backward_FullyConnected``, ...), so the
+aggregate table times every layer like ``caffe time`` (the whole passes are in the
+``executor`` category). ``profile_symbolic`` and
 ``profile_imperative`` both turn that on (the engine does not tell them apart);
 ``profile_memory``, ``profile_api``, ``continuous_dump`` and ``dump_period`` are accepted for
 MXNet compatibility and record nothing more. Your own code can be timed with ``Domain``,
@@ -45,6 +48,11 @@ def _check_process(profile_process: str) -> None:
     if profile_process == "server":
         raise HybridNetError("profiling the KVStore servers is not supported; profile the "
                              "worker processes (profile_process='worker')")
+
+
+def _device(ctx) -> str:
+    """The trace's process label of a device (small eager ops run inline in the caller)."""
+    return "inline (caller thread)" if ctx is None else f"{ctx.device_type}/{ctx.device_id}"
 
 
 class _Profiler:
@@ -111,11 +119,21 @@ class _Profiler:
         if not self.recording:
             return
         ctx = getattr(task, "ctx", None)
-        if ctx is None:               # small eager ops run inline in the calling thread
-            device = "inline (caller thread)"
-        else:
-            device = f"{ctx.device_type}/{ctx.device_id}"
-        self.add_span("operator", device, task.name or "engine_task", start, end)
+        name = task.name or "engine_task"
+        # a bound executor's whole pass; its operators are recorded one by one (operator_timer)
+        category = "executor" if name.startswith("executor.") else "operator"
+        self.add_span(category, _device(ctx), name, start, end)
+
+    def operator_timer(self):
+        """``record(name, ctx, start, end)`` for the operators inside an executor pass while
+        recording symbolic work, else None (so an unprofiled pass costs one check)."""
+        if not self.recording or not (self.config["profile_all"]
+                                      or self.config["profile_symbolic"]):
+            return None
+        return self.record_operator
+
+    def record_operator(self, name: str, ctx, start: float, end: float) -> None:
+        self.add_span("operator", _device(ctx), name, start, end)
 
     def install_hook(self) -> None:
         from .engine import get_engine
@@ -126,6 +144,8 @@ class _Profiler:
 
 
 _PROFILER = _Profiler()
+# for executors: the per-operator recorder while profiling, else None (not in __all__)
+operator_timer = _PROFILER.operator_timer
 
 
 def state() -> str:

@@ -65,6 +65,34 @@ def test_engine_tasks_in_trace_and_table(fresh_profiler):
     assert len(row) == 30 + 11 + 4 * 17
 
 
+def test_executor_operators_are_timed_one_by_one(fresh_profiler):
+    data = mx.sym.var("data")
+    net = mx.sym.FullyConnected(data, num_hidden=4, name="fc1")
+    net = mx.sym.FullyConnected(mx.sym.Activation(net, act_type="relu"), num_hidden=2, name="fc2")
+    exe = mx.sym.SoftmaxOutput(net, name="sm").simple_bind(mx.cpu(), data=(3, 5))
+    exe.forward(is_train=True)               # unprofiled passes record nothing
+    exe.backward()
+    mx.nd.waitall()
+    profiler.set_state("run")
+    for _ in range(2):
+        exe.forward(is_train=True)
+        exe.backward()
+    mx.nd.waitall()
+    profiler.set_state("stop")
+    stats = json.loads(profiler.dumps(format="json"))["Time"]
+    assert {k: v["Count"] for k, v in stats["executor"].items()} == {"executor.forward": 2,
+                                                                      "executor.backward": 2}
+    assert {k: v["Count"] for k, v in stats["operator"].items()} == {
+        "FullyConnected": 4, "Activation": 2, "SoftmaxOutput": 2, "_backward_SoftmaxOutput": 2,
+        "_backward_FullyConnected": 4, "_backward_Activation": 2}
+    profiler.dump()
+    spans = [e for e in json.loads(fresh_profiler.read_text())["traceEvents"]
+             if e["ph"] in "BE"]
+    fwd = [e for e in spans if e["name"] == "executor.forward"]
+    layer = [e for e in spans if e["name"] == "FullyConnected"]
+    assert fwd[0]["ts"] <= layer[0]["ts"] <= layer[1]["ts"] <= fwd[1]["ts"]   # nested in the pass
+
+
 def test_dumps_json_sort_and_reset():
     profiler.set_state("run")
     for _ in range(3):

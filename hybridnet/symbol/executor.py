@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import threading
 from functools import partial
+from time import perf_counter
 
 import numpy as np
 
+from .. import profiler
 from ..base import HybridNetError, ShapeError, shape_str
 from ..context import Context
 from ..engine import Var, get_engine
@@ -191,21 +193,32 @@ class Executor:
     # ---- running ----------------------------------------------------------------------------
     def _run_forward(self, is_train: bool) -> None:
         calls = self._fwd_calls
+        timer = profiler.operator_timer()
         i = 0
         try:
-            if self._monitor is None:
+            if self._monitor is None and timer is None:
                 for i, (fn, octx, p, ins, aux, outs) in enumerate(calls):
                     fn(octx, p, ins, aux, outs, is_train)
             else:
                 for i, (fn, octx, p, ins, aux, outs) in enumerate(calls):
-                    self._monitor_step(i, "inputs", ins + aux)
+                    if self._monitor is not None:
+                        self._monitor_step(i, "inputs", ins + aux)
+                    start = perf_counter()
                     fn(octx, p, ins, aux, outs, is_train)
-                    self._monitor_step(i, "outputs", outs)
+                    if timer is not None:
+                        timer(self._step_op_name(self._prog.forward[i]), self._ctx, start,
+                              perf_counter())
+                    if self._monitor is not None:
+                        self._monitor_step(i, "outputs", outs)
         except Exception as err:
             self._annotate(err, self._prog.forward[i].nid, "forward")
             raise
 
+    def _step_op_name(self, step, prefix: str = "") -> str:
+        return prefix + self._graph.nodes[step.nid].op.name
+
     def _run_backward(self, head_sources: list) -> None:
+        timer = profiler.operator_timer()
         i = 0
         try:
             for i, call in enumerate(self._bwd_calls):
@@ -219,7 +232,11 @@ class Executor:
                         dst[...] = head_sources[i]
                 else:
                     fn, octx, p, og, ins, outs, aux, ig, req = call
+                    start = perf_counter() if timer is not None else 0.0
                     fn(octx, p, og, ins, outs, aux, ig, req)
+                    if timer is not None:
+                        timer(self._step_op_name(self._prog.backward[i], "_backward_"),
+                              self._ctx, start, perf_counter())
                     if self._monitor is not None:
                         self._monitor_gradients(i, ig)
         except Exception as err:

@@ -308,14 +308,16 @@ def worker(framework: str, workload: str, steps: int) -> None:
     for _ in range(WARMUP):
         step()
     sync()
-    times = []
+    times, cpu = [], []
     for _ in range(steps):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         step()
         sync()
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"time": statistics.median(times), "rss": rss}))
+    print(json.dumps({"time": statistics.median(times), "cpu": statistics.median(cpu),
+                      "rss": rss}))
 
 
 # ---- the driver ---------------------------------------------------------------------------
@@ -370,6 +372,7 @@ def main() -> None:
     print(f"numpy {np.__version__}, {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f}, {rounds} round(s)", flush=True)
     times = {(f, w): [] for f in frameworks for w in workloads}
+    cpus = {(f, w): [] for f in frameworks for w in workloads}
     rss = {(f, w): 0 for f in frameworks for w in workloads}
     notes, rates = {}, []
     for r in range(rounds):
@@ -388,18 +391,19 @@ def main() -> None:
                     notes[(f, w)] = err
                     continue
                 times[(f, w)].append(got["time"])
+                cpus[(f, w)].append(got["cpu"])
                 rss[(f, w)] = max(rss[(f, w)], got["rss"])
             print(f"  round {r + 1}/{rounds} {w}: " + ", ".join(
                 f"{f} {times[(f, w)][-1] * 1e3:.1f} ms" for f in order if times[(f, w)]
                 and len(times[(f, w)]) == r + 1), flush=True)
     rate = statistics.median(rates)
     print_table(workloads, frameworks, {k: statistics.median(v) for k, v in times.items() if v},
-                rss, rate, notes)
+                {k: statistics.median(v) for k, v in cpus.items() if v}, rss, rate, notes)
 
 
-def print_table(workloads, frameworks, med, rss, rate, notes) -> None:
-    print(f"\nmedian ms per training step (numpy GEMM rate {rate / 1e9:.0f} GFLOP/s); "
-          f"peak RSS in MiB")
+def print_table(workloads, frameworks, med, cpu, rss, rate, notes) -> None:
+    print(f"\nmedian wall ms per training step (numpy GEMM rate {rate / 1e9:.0f} GFLOP/s, "
+          f"load average now {os.getloadavg()[0]:.1f})")
     head = f"{'workload':<9}" + "".join(f"{f:>11}" for f in frameworks)
     head += f"{'mod/MXNet':>10}{'eager/MX':>9}{'/fastest':>9}{'limit ms':>9}{'of limit':>9}"
     print(head)
@@ -415,7 +419,17 @@ def print_table(workloads, frameworks, med, rss, rate, notes) -> None:
         limit = gemm_flops(w) / rate
         row += f"{limit * 1e3:>9.1f}" + (f"{limit / ours:>9.0%}" if ours else f"{'-':>9}")
         print(row)
-    print(f"{'peak RSS':<9}")
+    print("\nCPU ms per step (all threads of the process; steadier than wall time on a busy "
+          "machine, but counts BLAS/OpenMP threads spinning)")
+    for w in workloads:
+        row = f"{w:<9}" + "".join(f"{cpu[(f, w)] * 1e3:>11.1f}" if (f, w) in cpu
+                                  else f"{'-':>11}" for f in frameworks)
+        ours, eager, ref = cpu.get(("hn-module", w)), cpu.get(("hn-eager", w)), cpu.get(
+            ("mxnet", w))
+        row += f"{ours / ref:>9.2f}x" if ours and ref else f"{'-':>10}"
+        row += f"{eager / ref:>8.2f}x" if eager and ref else f"{'-':>9}"
+        print(row)
+    print("\npeak RSS MiB")
     for w in workloads:
         print(f"{w:<9}" + "".join(f"{rss[(f, w)] / 2 ** 20:>11.0f}" if rss[(f, w)]
                                   else f"{'-':>11}" for f in frameworks))

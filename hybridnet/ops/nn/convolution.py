@@ -259,7 +259,9 @@ def conv_pass(xp, view: ConvView, *, x=None, w=None, y=None, dy=None, dx=None, d
             wt = [xp.ascontiguousarray(w[g * fg:(g + 1) * fg].T) for g in range(g_)]
     if dw is not None:
         dw2 = dw.reshape(f_, kdim)
-        dw_tmp = xp.empty((fg, kdim), dtype)
+        # col @ dy^T then transposed: BLAS is 1.3-1.4x faster on the (kdim, fg) product
+        # with the long batch axis inside than on (fg, kdim) (AlexNet-R shapes, OpenBLAS)
+        dw_t = xp.empty((kdim, fg), dtype)
     per_sample = c_ * view.ksize * p_ * np.dtype(dtype).itemsize
     chunk = max(1, min(n_batch, CHUNK_BYTES // max(per_sample, 1)))
     col_buf = _scratch(xp, dtype, c_ * view.ksize, chunk * p_)
@@ -286,12 +288,11 @@ def conv_pass(xp, view: ConvView, *, x=None, w=None, y=None, dy=None, dx=None, d
             req = req_dw if n0 == 0 else "add"
             for g in range(g_):
                 rows = slice(g * fg, (g + 1) * fg)
-                a, b = dyt[rows], col[g * kdim:(g + 1) * kdim].T
+                xp.matmul(col[g * kdim:(g + 1) * kdim], dyt[rows].T, out=dw_t)
                 if req == "write":
-                    xp.matmul(a, b, out=dw2[rows])
+                    dw2[rows] = dw_t.T
                 else:
-                    xp.matmul(a, b, out=dw_tmp)
-                    dw2[rows] += dw_tmp
+                    dw2[rows] += dw_t.T
         if dx is not None:
             for g in range(g_):
                 xp.matmul(wt[g], dyt[g * fg:(g + 1) * fg], out=col[g * kdim:(g + 1) * kdim])

@@ -1,6 +1,6 @@
 """mx.image: decoding and resizing against MXNet 1.9.1 (tests/fixtures/recordio/decode.npz, made
 by gen_recordio.py), crops and augmenters against numpy references, the numba kernels against
-plain numpy versions."""
+plain numpy versions, ImageIter's batches against MXNet's (imageiter.npz)."""
 import json
 import os
 import random
@@ -306,3 +306,72 @@ def test_hls_jitter_kernel_matches_colorsys_in_8_bit_hls():
             want[idx] = np.clip(np.rint(np.array(rgb) * 255), 0, 255)
         got = kernels.hls_jitter(img, dh, dl, ds)
         assert np.abs(got.astype(int) - want).max() <= 1
+
+
+# ---- ImageIter -----------------------------------------------------------------------------
+ITER_REF = np.load(os.path.join(D, "imageiter.npz"))
+with open(os.path.join(D, "imageiter.json")) as _f:
+    ITER_META = json.load(_f)
+
+
+def make_image_iter(cfg, **overrides):
+    kwargs = dict(cfg, **overrides)
+    if kwargs.pop("aug", None) == "force16":
+        kwargs["aug_list"] = [mx.image.ForceResizeAug((16, 16), interp=1), mx.image.CastAug()]
+    for key in ("path_imgrec", "path_imgidx", "path_imglist", "path_root"):
+        if kwargs.get(key):
+            kwargs[key] = os.path.join(D, kwargs[key])
+    return mx.image.ImageIter(data_shape=tuple(kwargs.pop("data_shape", (3, 16, 16))), **kwargs)
+
+
+@pytest.mark.parametrize("name", sorted(ITER_META))
+def test_image_iter_yields_mxnets_batches(name):
+    it = make_image_iter(ITER_META[name]["config"])
+    pads = []
+    for epoch in range(3):
+        for k, batch in enumerate(it):
+            ref = f"{name}/e{epoch}b{k}"
+            np.testing.assert_allclose(batch.data[0].asnumpy(), ITER_REF[ref + "/data"],
+                                       rtol=1e-6, atol=1e-5, err_msg=ref)
+            np.testing.assert_array_equal(batch.label[0].asnumpy(), ITER_REF[ref + "/label"])
+            pads.append([epoch, k, batch.pad])
+        it.reset()
+    assert pads == ITER_META[name]["pads"]
+
+
+def test_image_iter_shuffle_partition_and_prefetch():
+    cfg = dict(ITER_META["idx_pad"]["config"], batch_size=5)
+    random.seed(7)
+    it = make_image_iter(cfg, shuffle=True)                         # shuffled by Python's random
+    first = list(it.seq)
+    assert sorted(first) == list(range(10)) and first != list(range(10))
+    labels = np.concatenate([b.label[0].asnumpy() for b in it])
+    np.testing.assert_array_equal(labels, [k % 4 for k in first])   # label = record index % 4
+    it.reset()
+    assert it.seq != first                                          # a new order every epoch
+    random.seed(7)
+    assert make_image_iter(cfg, shuffle=True).seq == first          # random.seed repeats it
+    parts = [make_image_iter(cfg, batch_size=1, num_parts=3, part_index=k).seq for k in range(3)]
+    assert parts == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]               # MXNet drops the remainder
+    batches = list(mx.io.PrefetchingIter(make_image_iter(cfg)))
+    assert [b.data[0].shape for b in batches] == [(5, 3, 16, 16)] * 2
+
+
+def test_image_iter_errors(tmp_path):
+    cfg = ITER_META["idx_pad"]["config"]
+    with pytest.raises(HybridNetError, match="needs path_imgrec, path_imglist or imglist"):
+        mx.image.ImageIter(2, (3, 16, 16))
+    with pytest.raises(ValueError, match=r"data_shape must be \(3, height, width\)"):
+        make_image_iter(cfg, data_shape=(1, 16, 16))
+    with pytest.raises(ValueError, match="last_batch_handle must be one of"):
+        make_image_iter(cfg, last_batch_handle="wrap")
+    with pytest.raises(HybridNetError, match="shuffle needs random access"):
+        make_image_iter(dict(cfg, path_imgidx=None), shuffle=True)
+    (tmp_path / "bad.lst").write_text("0\t1\tjpeg_0.jpg\n1\tnot_a_label\tjpeg_1.jpg\n")
+    with pytest.raises(HybridNetError, match=r"bad\.lst, line 2: index and labels must be "):
+        mx.image.ImageIter(2, (3, 8, 8), path_imglist=str(tmp_path / "bad.lst"), path_root=D)
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    it = mx.image.ImageIter(2, (3, 8, 8), imglist=[[0, "broken.jpg"], [1, "also.jpg"]],
+                            path_root=str(tmp_path))
+    with pytest.raises(ImageDecodeError, match=r"broken image \(file .*broken\.jpg\)"):
+        next(it)

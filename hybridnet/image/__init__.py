@@ -19,6 +19,7 @@ from .augment import (Augmenter, BrightnessJitterAug, CastAug, CenterCropAug, Co
                       RandomGrayAug, RandomOrderAug, RandomSizedCropAug, ResizeAug,
                       SaturationJitterAug, SequentialAug)
 from .codec import ImageDecodeError
+from .image_iter import ImageIter
 from .image import (center_crop, color_normalize, copyMakeBorder, fixed_crop, imdecode, imread,
                     imresize, random_crop, random_size_crop, resize_short, scale_down)
 
@@ -28,4 +29,4 @@ __all__ = ["imdecode", "imread", "imresize", "resize_short", "fixed_crop", "cent
            "ForceResizeAug", "RandomCropAug", "RandomSizedCropAug", "CenterCropAug",
            "BrightnessJitterAug", "ContrastJitterAug", "SaturationJitterAug", "HueJitterAug",
            "ColorJitterAug", "LightingAug", "ColorNormalizeAug", "RandomGrayAug",
-           "HorizontalFlipAug", "CastAug", "CreateAugmenter"]
+           "HorizontalFlipAug", "CastAug", "CreateAugmenter", "ImageIter"]

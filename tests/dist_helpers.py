@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -156,8 +157,10 @@ class Cluster:
         deadline = time.monotonic() + timeout
         while not all(self.procs[n].poll() for n in names):
             if time.monotonic() > deadline:
+                stacks = self.stacks()
                 self.kill_all()
-                raise AssertionError(f"job did not end within {timeout} s:\n{self.dump()}")
+                raise AssertionError(f"job did not end within {timeout} s:\n{self.dump()}"
+                                     f"\n{stacks}")
             time.sleep(0.02)
             for p in self.procs.values():
                 p.poll()
@@ -173,6 +176,23 @@ class Cluster:
     def assert_ok(self) -> None:
         bad = [p for p in self.procs.values() if p.rc != 0]
         assert not bad, f"processes failed: {[p.name for p in bad]}\n{self.dump()}"
+
+    def stacks(self) -> str:
+        """The Python stacks of the live processes (py-spy, where installed): a hang's
+        diagnosis."""
+        if shutil.which("py-spy") is None:
+            return ""
+        out = []
+        for p in self.procs.values():
+            if p.poll():
+                continue
+            try:
+                dump = subprocess.run(["py-spy", "dump", "--pid", str(p.pid)],
+                                      capture_output=True, text=True, timeout=20).stdout
+            except subprocess.TimeoutExpired:
+                dump = "(py-spy timed out)"
+            out.append(f"--- stacks of {p.name}\n{dump[-4000:]}")
+        return "\n".join(out)
 
     def dump(self) -> str:
         return "\n".join(f"--- {p.name} rc={p.rc}\n{p.out[-1500:]}\n{p.err[-2500:]}"

@@ -1,5 +1,7 @@
 """The distributed KVStore's wire format: framing, HMAC, replay, job id, peer binding, fuzzing."""
 import ast
+import hashlib
+import hmac
 import os
 import random
 import struct
@@ -262,3 +264,36 @@ def test_fuzzing_the_server_and_scheduler_never_kills_them(tmp_path):
         err = job["server0"].err
         assert len(err.splitlines()) < 200 and max(map(len, err.splitlines())) < 400
 
+
+
+def test_link_monitor_sees_a_handshake_that_completes_during_connect(monkeypatch):
+    """The liveness monitor is attached before connecting: a link whose handshake is over by
+    the time connect() returns (a busy machine) must not look down from the start."""
+    c = codec()
+    server = Transport(c, Role.SCHEDULER, 0, new_nonce(), send_timeout=2.0)
+    port = server.bind("127.0.0.1")
+    client = Transport(c, Role.WORKER, 0, new_nonce(), send_timeout=2.0)
+    plain_connect = zmq.Socket.connect
+
+    def slow_connect(sock, address):
+        result = plain_connect(sock, address)
+        time.sleep(0.5)              # the handshake completes meanwhile
+        return result
+    monkeypatch.setattr(zmq.Socket, "connect", slow_connect)
+    try:
+        client.connect("s", Role.SCHEDULER, 0, "127.0.0.1", port, monitor=True)
+        deadline = time.monotonic() + 5
+        while client.link_down_for("s", time.monotonic()) > 0:
+            assert time.monotonic() < deadline, "the link never came up"
+            time.sleep(0.01)
+    finally:
+        client.close(0)
+        server.close(0)
+
+
+def test_codec_mac_is_hmac_sha256_over_header_and_frames():
+    arr = np.arange(10, dtype=np.float32)
+    for mode in ("full", "header"):
+        parts = codec(mode).encode(push_message(arr))
+        covered = parts[0] + (arr.tobytes() if mode == "full" else b"")
+        assert parts[-1] == hmac.new(SECRET, covered, hashlib.sha256).digest()

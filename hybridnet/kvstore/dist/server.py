@@ -49,12 +49,13 @@ log = logging.getLogger("hybridnet.kvstore.dist")
 
 class _Key:
     """One key (or this server's slice of a big key)."""
-    __slots__ = ("name", "dtype", "shape", "value", "value_nd", "merged", "merged_nd", "round",
+    __slots__ = ("name", "dtype", "dtype_name", "wire_shape", "shape", "value", "value_nd", "merged", "merged_nd", "round",
                  "contrib", "pushed_round", "pulls", "opened", "updates", "inflight", "warned")
 
     def __init__(self, name, value: np.ndarray):
         self.name = name
         self.dtype, self.shape = value.dtype, value.shape
+        self.dtype_name, self.wire_shape = value.dtype.name, list(value.shape)
         self.value = value
         self.value_nd = self.merged = self.merged_nd = None
         self.round = 0                # completed rounds
@@ -129,7 +130,7 @@ class KVServer:
             codes = frame_array(msg, 0, {"dtype": "float32", "shape": [packed_size(n)]})
             return self.codec.decode(codes, n).reshape(key.shape)
         body = msg.body
-        if body.get("dtype") != key.dtype.name or body.get("shape") != list(key.shape):
+        if body.get("dtype") != key.dtype_name or body.get("shape") != key.wire_shape:
             raise _Refused(f"push to {key.label()}: {body.get('dtype')} "
                            f"{tuple(body.get('shape') or ())} does not match the "
                            f"{key.dtype.name} {key.shape} it was initialized with")

@@ -193,15 +193,25 @@ class Transport:
         """
         if not self._poller.poll(int(timeout * 1000)):
             return None
-        parts = self._router.recv_multipart(copy=False)
-        identity = parts[0].bytes
+        router = self._router
+        identity = router.recv()
+        parts = []
+        sizes = ()
+        while router.getsockopt(zmq.RCVMORE):
+            # Frames the header announces as big arrive without a copy; small ones are cheaper
+            # copied (a zmq.Frame costs more than copying a few KiB).
+            i = len(parts) - 1
+            big = 0 <= i < len(sizes) and sizes[i] >= _ZERO_COPY_MIN
+            parts.append(router.recv(copy=not big))
+            if i < 0:
+                sizes = self.codec.frame_sizes(parts[0])
         try:
-            msg = self.codec.decode(parts[1:])
+            msg = self.codec.decode(parts)
             self.peers.check(identity, msg)
         except WireError as err:
             self.drops.drop(err.reason, str(err), repr(identity))
             return None
-        nbytes = sum(len(p) for p in parts[1:])
+        nbytes = sum(len(p) for p in parts)
         self.bytes_recv[(msg.src_role, msg.src_rank)] += nbytes
         self.messages_recv += 1
         if self.verbose >= 2:
@@ -223,16 +233,19 @@ class Transport:
             sock.setsockopt(zmq.SNDTIMEO, self._send_timeout_ms)
             if self._heartbeat:
                 self._set_heartbeat(sock)
+            out = _Out(sock, f"{host}:{port}", role, rank)
+            if monitor:
+                # Before connecting: a handshake that completed before the monitor existed
+                # would never be reported, and the link would look down from the start.
+                out.monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED |
+                                                      zmq.EVENT_DISCONNECTED)
             try:
                 sock.connect(f"tcp://{host}:{port}")
             except zmq.ZMQError as err:
-                sock.close(0)
+                self._close_out(out, 0)
                 raise TransportError(f"{self.name}: cannot connect to {role_name(role)} {rank} "
                                      f"at {host}:{port}: {err}") from None
-            out = self._out[key] = _Out(sock, f"{host}:{port}", role, rank)
-            if monitor:
-                out.monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED |
-                                                      zmq.EVENT_DISCONNECTED)
+            self._out[key] = out
 
     def link_down_for(self, key, now: float) -> float:
         """Seconds the monitored link ``key`` has been down (0 while up). Call from one

@@ -23,6 +23,7 @@ import enum
 import hashlib
 import hmac
 import json
+import math
 import struct
 from dataclasses import dataclass, field
 
@@ -84,7 +85,8 @@ class Cmd(enum.IntEnum):
     STATS = 28          # worker -> server: counters (tests, benchmarks, debugging)
 
 
-class Flag(enum.IntFlag):
+class Flag:
+    """Message flag bits (plain ints: flag arithmetic runs on every message)."""
     REPLY = 0x1
     ERROR = 0x2
     MAC_PAYLOAD = 0x4   # the MAC covers data frames too (auth mode 'full')
@@ -92,10 +94,12 @@ class Flag(enum.IntFlag):
     COMPRESSED = 0x10   # the data frame holds 2-bit codes
 
 
+_NOT_MAC_PAYLOAD = 0xFFFF ^ Flag.MAC_PAYLOAD
 _COMMANDS = frozenset(int(c) for c in Cmd)
 _ROLES = frozenset(int(r) for r in Role)
 _DTYPES = {name: np.dtype(name) for name in
            ("float16", "float32", "float64", "uint8", "int8", "int32", "int64", "bool")}
+_DTYPE_NAMES = {dtype: name for name, dtype in _DTYPES.items()}
 
 
 def parse_secret(text: str) -> bytes:
@@ -189,7 +193,11 @@ class Codec:
             raise HybridNetError("the job secret must be 32 bytes")
         if mode not in ("full", "header"):
             raise HybridNetError(f"auth mode must be 'full' or 'header', got {mode!r}")
-        self._secret = secret
+        # HMAC-SHA256 (RFC 2104) with the padded key's two hash states computed once: each
+        # message then costs two state copies, not a new HMAC object (its key setup).
+        block = secret.ljust(64, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
         self.job = job_bytes(job_id)
         self.mode = mode
         self.max_frame = int(max_frame)
@@ -198,15 +206,18 @@ class Codec:
         return f"<Codec mode={self.mode}>"
 
     def _mac(self, header: bytes, frames) -> bytes:
-        mac = hmac.new(self._secret, header, hashlib.sha256)
+        inner = self._inner.copy()
+        inner.update(header)
         if self.mode == "full":
             for frame in frames:
-                mac.update(_frame_view(frame))
-        return mac.digest()
+                inner.update(_frame_view(frame))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
 
     def encode(self, msg: Message) -> list:
         """The multipart parts of ``msg``: header bytes, the data frames as given, the MAC."""
-        flags = int(msg.flags) | (Flag.MAC_PAYLOAD if self.mode == "full" else 0)
+        flags = msg.flags | (Flag.MAC_PAYLOAD if self.mode == "full" else 0)
         body = json.dumps(msg.body, separators=(",", ":")).encode() if msg.body else b""
         if len(body) > MAX_BODY:
             raise WireError("body_size", f"message body of {len(body)} bytes exceeds {MAX_BODY}")
@@ -219,6 +230,15 @@ class Codec:
         parts.append(body)
         header = b"".join(parts)
         return [header, *msg.frames, self._mac(header, msg.frames)]
+
+    @staticmethod
+    def frame_sizes(header: bytes) -> tuple:
+        """The data frame sizes a header announces (unchecked; () if it is no header)."""
+        if len(header) < _FIXED.size or header[:4] != MAGIC:
+            return ()
+        count = min(int.from_bytes(header[8:10], "little"),
+                    (len(header) - _FIXED.size) // _LEN.size)
+        return struct.unpack_from(f"<{count}Q", header, _FIXED.size)
 
     def decode(self, parts: list) -> Message:
         """Check and decode received parts (bytes or zmq Frames); raise ``WireError``."""
@@ -275,8 +295,12 @@ class Codec:
                 raise WireError("bad_body", f"body is not JSON ({type(err).__name__})") from None
             if not isinstance(body, dict):
                 raise WireError("bad_body", f"body is a JSON {type(body).__name__}, not an object")
-        return Message(cmd, flags & ~Flag.MAC_PAYLOAD, key, req, body, list(data), src_role,
+        return Message(cmd, flags & _NOT_MAC_PAYLOAD, key, req, body, list(data), src_role,
                        src_rank, dst_role, dst_rank, nonce, seq)
+
+
+def _who(msg: Message) -> str:
+    return f"{role_name(msg.src_role)} rank {msg.src_rank}"
 
 
 class PeerTable:
@@ -314,33 +338,33 @@ class PeerTable:
     def check(self, identity: bytes, msg: Message) -> None:
         """Raise ``WireError`` unless ``msg`` may come from this sender on this connection."""
         peer = self._peers.get(msg.nonce)
-        who = f"{role_name(msg.src_role)} rank {msg.src_rank}"
         if peer is None:
             if msg.src_role not in self.open_roles:
-                raise WireError("unknown_sender", f"{who} (nonce {msg.nonce:#x}) is not a member "
+                raise WireError("unknown_sender", f"{_who(msg)} (nonce {msg.nonce:#x}) is not a member "
                                                   f"of this job")
             if msg.src_rank >= 0 and (msg.src_role, msg.src_rank) in self._ranks:
-                raise WireError("rank_taken", f"{who} is already held by another process")
+                raise WireError("rank_taken", f"{_who(msg)} is already held by another process")
             peer = self._peers[msg.nonce] = [msg.src_role, msg.src_rank, 0, identity]
             if msg.src_rank >= 0:
                 self._ranks[(msg.src_role, msg.src_rank)] = msg.nonce
         role, rank, last, ident = peer
         if msg.src_role != role or (rank >= 0 and msg.src_rank != rank):
-            raise WireError("wrong_rank", f"message claims {who}, but its sender is registered "
+            raise WireError("wrong_rank", f"message claims {_who(msg)}, but its sender is registered "
                                           f"as {role_name(role)} rank {rank}")
         if ident is None:
             peer[3] = identity
         elif ident != identity:
-            raise WireError("wrong_connection", f"{who} sent on a connection that is not its own")
+            raise WireError("wrong_connection", f"{_who(msg)} sent on a connection that is not its own")
         if msg.seq <= last:
-            raise WireError("replay", f"{who} sequence number {msg.seq} <= last seen {last}")
+            raise WireError("replay", f"{_who(msg)} sequence number {msg.seq} <= last seen {last}")
         peer[2] = msg.seq
 
 
 # ---- arrays on the wire ----------------------------------------------------------------------
 def array_meta(arr: np.ndarray) -> dict:
     """The JSON description of an array sent as a data frame."""
-    return {"dtype": arr.dtype.name, "shape": list(arr.shape)}
+    dtype = arr.dtype
+    return {"dtype": _DTYPE_NAMES.get(dtype) or dtype.name, "shape": list(arr.shape)}
 
 
 def frame_array(msg: Message, index: int = 0, meta: dict | None = None) -> np.ndarray:
@@ -360,8 +384,8 @@ def frame_array(msg: Message, index: int = 0, meta: dict | None = None) -> np.nd
         raise WireError("bad_shape", f"shape {str(shape)[:60]} is not a list of sizes")
     frame = msg.frames[index]
     nbytes = _frame_len(frame)
-    if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize != nbytes:
+    needed = math.prod(shape) * dtype.itemsize
+    if needed != nbytes:
         raise WireError("size_mismatch", f"{dtype.name} array of shape {tuple(shape)} needs "
-                                         f"{int(np.prod(shape)) * dtype.itemsize} bytes, frame "
-                                         f"has {nbytes}")
+                                         f"{needed} bytes, frame has {nbytes}")
     return np.frombuffer(_frame_view(frame), dtype=dtype).reshape(shape)

@@ -254,6 +254,39 @@ def scenario_module(kv, mx, steps=4, batch=20):
             "params": {k: v.asnumpy().tolist() for k, v in arg.items()}}
 
 
+def shard(x: np.ndarray, batch: int, rank: int, workers: int) -> np.ndarray:
+    """Worker ``rank``'s rows: its contiguous share of every global batch of ``batch`` rows
+    (so the workers' batches, concatenated in rank order, are the one-process batches)."""
+    part = batch // workers
+    rows = [np.arange(start + rank * part, start + (rank + 1) * part)
+            for start in range(0, len(x), batch)]
+    return x[np.concatenate(rows)]
+
+
+def fit_module(mx, x, y, batch: int, kvstore, epochs: int) -> dict:
+    """``Module.fit`` of tests/fixtures/gen_module.py's MLP from its fixed parameters (no
+    shuffling); returns the final parameters as numpy arrays."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures"))
+    from gen_module import OPT, inputs, mlp
+    params = inputs()[2]
+    mod = mx.mod.Module(mlp(mx), context=mx.cpu())
+    mod.fit(mx.io.NDArrayIter(x, y, batch, shuffle=False), num_epoch=epochs, kvstore=kvstore,
+            optimizer="sgd", optimizer_params=OPT,
+            arg_params={k: mx.nd.array(v) for k, v in params.items()})
+    return {k: v.asnumpy() for k, v in mod.get_params()[0].items()}
+
+
+def scenario_fit(kv, mx, epochs=2, batch=20):
+    """``Module.fit(kvstore='dist_sync')`` on this worker's shard of every batch."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures"))
+    from gen_module import inputs
+    x, y, _ = inputs()
+    workers = kv.num_workers
+    params = fit_module(mx, shard(x, batch, kv.rank, workers), shard(y, batch, kv.rank, workers),
+                        batch // workers, "dist_sync", epochs)
+    return {k: v.tolist() for k, v in params.items()}
+
+
 def main() -> None:
     name = sys.argv[1]
     args = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}

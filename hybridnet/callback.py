@@ -28,6 +28,15 @@ __all__ = ["Speedometer", "ProgressBar", "LogValidationMetricsCallback", "log_tr
            "run_callbacks", "TqdmProgressBar", "auto_progress_bar"]
 
 
+def __getattr__(name: str):
+    # mx.callback.save_checkpoint is mx.model.save_checkpoint, as in MXNet; model.py imports
+    # the Module code, which imports this module, so it is looked up on first use
+    if name == "save_checkpoint":
+        from .model import save_checkpoint
+        return save_checkpoint
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 class StopTraining(Exception):
     """Raised (or returned) by a callback to end ``fit`` after the current step.
 

@@ -97,6 +97,12 @@ def test_do_checkpoint_numbers_from_one(fake_model):
     assert fake_model == [("run/net", 2), ("run/net", 4)]
 
 
+def test_save_checkpoint_is_the_models():
+    assert mx.callback.save_checkpoint is mx.model.save_checkpoint
+    with pytest.raises(AttributeError, match="no attribute 'nosuch'"):
+        mx.callback.nosuch
+
+
 def test_module_checkpoint():
     class Mod:
         def __init__(self):

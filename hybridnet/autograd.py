@@ -217,7 +217,14 @@ def _head_gradients(heads, head_grads):
                 f"the first backward")
         hg = None if head_grads is None else head_grads[i]
         if hg is None:
-            hg = ones(h.shape, h._ctx, h._data.dtype)
+            entry = h._ag
+            if type(entry) is not GradInfo and entry[0].op is not None and entry[0].op.is_loss:
+                # a loss head ignores its head gradient: a read-only all-ones view instead of
+                # a full array of ones (80 MB on the LSTM workload's softmax head)
+                xp = h._ctx.xp
+                hg = NDArray(xp.broadcast_to(xp.ones(1, h._data.dtype), h.shape), h._ctx)
+            else:
+                hg = ones(h.shape, h._ctx, h._data.dtype)
         elif not isinstance(hg, NDArray):
             raise TypeError(f"head gradient {i} is a {type(hg).__name__}, expected an NDArray")
         elif hg.shape != h.shape:

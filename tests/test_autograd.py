@@ -597,3 +597,20 @@ def test_mlp_batchnorm_train_and_predict_mode_match_mxnet(case, train):
     _check(case, a, loss, GRAD_NAMES + ("gamma", "beta"))
     np.testing.assert_allclose(a["moving_mean"].asnumpy(), MLP[f"{case}/moving_mean_after"],
                                rtol=1e-5, atol=1e-6)
+
+
+def test_loss_head_default_gradient_gives_the_same_gradients_as_explicit_ones():
+    rng = np.random.RandomState(0)
+    x = mx.nd.array(rng.standard_normal((4, 5)))
+    label = mx.nd.array([0, 4, 2, 1])
+    grads = []
+    for head_grad in (None, mx.nd.ones((4, 5))):
+        x.attach_grad()
+        with mx.autograd.record():
+            out = mx.nd.SoftmaxOutput(x * 2, label)
+        out.backward(head_grad)
+        grads.append(x.grad.asnumpy())
+    np.testing.assert_array_equal(grads[0], grads[1])
+    prob = np.exp(2 * x.asnumpy())
+    prob /= prob.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(grads[0], 2 * (prob - np.eye(5)[[0, 4, 2, 1]]), rtol=1e-5)

@@ -107,18 +107,19 @@ class Cluster:
     """A scheduler, ``servers`` servers and ``workers`` workers running ``scenario``.
 
     ``worker_env`` maps a rank to extra environment; ``skip_workers`` leaves ranks unstarted
-    (rendezvous tests); ``wrap`` prefixes every command (e.g. a pickle guard).
+    (rendezvous tests); ``scheduler=False`` leaves the scheduler to ``start_scheduler()``.
     """
 
     def __init__(self, tmp_path: Path, workers: int, servers: int, scenario: str,
                  args: dict | None = None, env: dict | None = None,
-                 worker_env: dict | None = None, skip_workers=(), server_env: dict | None = None):
+                 worker_env: dict | None = None, skip_workers=(), server_env: dict | None = None,
+                 scheduler: bool = True):
         self.env = job_env(workers, servers, **(env or {}))
         self.folder = tmp_path
         self.procs: dict = {}
         python = sys.executable
-        self._start("scheduler", [python, "-m", "hybridnet.kvstore.dist.scheduler"],
-                    DMLC_ROLE="scheduler")
+        if scheduler:
+            self.start_scheduler()
         for r in range(servers):
             self._start(f"server{r}", [python, "-m", "hybridnet.kvstore.dist.server"],
                         DMLC_ROLE="server", HYBRIDNET_NODE_RANK=str(r),
@@ -129,6 +130,10 @@ class Cluster:
             self._start(f"worker{r}", [python, str(SCENARIOS), scenario, json.dumps(args or {})],
                         DMLC_ROLE="worker", HYBRIDNET_NODE_RANK=str(r),
                         **(worker_env or {}).get(r, {}))
+
+    def start_scheduler(self, **extra) -> None:
+        self._start("scheduler", [sys.executable, "-m", "hybridnet.kvstore.dist.scheduler"],
+                    DMLC_ROLE="scheduler", **extra)
 
     def _start(self, name: str, argv: list, **extra) -> None:
         self.procs[name] = Proc(name, argv, {**self.env, **extra}, self.folder)
@@ -197,6 +202,19 @@ class Cluster:
     def dump(self) -> str:
         return "\n".join(f"--- {p.name} rc={p.rc}\n{p.out[-1500:]}\n{p.err[-2500:]}"
                          for p in self.procs.values())
+
+
+def wait_listening(port: int, timeout: float = 60) -> None:
+    """Wait until something listens on TCP ``port`` of 127.0.0.1 (/proc/net/tcp)."""
+    local = f"0100007F:{port:04X}"
+    deadline = time.monotonic() + timeout
+    while True:
+        with open("/proc/net/tcp") as f:
+            if any(line.split()[1] == local and line.split()[3] == "0A"
+                   for line in f.readlines()[1:]):
+                return
+        assert time.monotonic() < deadline, f"nothing listens on port {port}"
+        time.sleep(0.02)
 
 
 def processes_with_env(marker: str) -> list:

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from dist_helpers import HEARTBEAT_TIMEOUT as T
-from dist_helpers import Cluster
+from dist_helpers import Cluster, free_port, wait_listening
 
 LIMIT = T + 2.0
 
@@ -60,10 +60,18 @@ def _listening(job) -> float:
 
 
 def test_rendezvous_timeout_names_the_missing_worker(tmp_path):
+    # The scheduler decides: the nodes are up and calling (with a long timeout of their own)
+    # before it starts, so its clock is the one that matters, even on a machine too busy to
+    # start Python quickly.
     timeout = 3.0
+    ports = [free_port(), free_port()]
     with Cluster(tmp_path, 2, 1, "train", skip_workers={1},
-                 env={"HYBRIDNET_KVSTORE_RENDEZVOUS_TIMEOUT": str(timeout),
-                      "HYBRIDNET_VERBOSE": "1"}) as job:
+                 env={"HYBRIDNET_KVSTORE_RENDEZVOUS_TIMEOUT": "60", "HYBRIDNET_VERBOSE": "1"},
+                 server_env={0: {"PORT": str(ports[0])}},
+                 worker_env={0: {"PORT": str(ports[1])}}, scheduler=False) as job:
+        for port in ports:
+            wait_listening(port)
+        job.start_scheduler(HYBRIDNET_KVSTORE_RENDEZVOUS_TIMEOUT=str(timeout))
         t0 = _listening(job)
         _stops_naming(job, None, t0, r"1 of 2 workers registered, missing worker rank 1",
                       limit=timeout + 2.0)

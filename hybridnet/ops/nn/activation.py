@@ -66,12 +66,18 @@ def _activation_backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req)
     assign(in_grads[0], req[0], grad(ctx.xp, inputs[0], outputs[0], out_grads[0]))
 
 
+def _activation_grad_graph(F, p, out_grads, inputs, outputs):
+    """The same gradient on NDArrays (``F`` is mx.nd): recordable for create_graph."""
+    return [_ACT_KERNELS[p.act_type][1](F, inputs[0], outputs[0], out_grads[0])]
+
+
 register(OpDef(
     "Activation",
     params=[Param("act_type", "str", doc="activation function",
                   choices=("relu", "sigmoid", "softrelu", "softsign", "tanh"))],
     infer_shape=same_shape_infer("Activation"), forward=_activation_forward,
-    backward=_activation_backward, inplace=((0, 0),), bwd_outputs=(0,),
+    backward=_activation_backward, grad_graph=_activation_grad_graph, inplace=((0, 0),),
+    bwd_outputs=(0,),
     # only softsign's gradient reads x; the others read y, so x may be overwritten in place
     bwd_inputs=lambda p: (0,) if p.act_type == "softsign" else (),
     doc="Activation(data, act_type): elementwise activation.\n\n"

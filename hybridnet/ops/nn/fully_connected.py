@@ -102,6 +102,15 @@ def _backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
         assign(in_grads[2], req[2], dy2.sum(axis=0))
 
 
+def _grad_graph(F, p, out_grads, inputs, outputs):
+    """The gradient as recordable nd calls, for autograd.grad(create_graph=True)."""
+    x, w = inputs[0], inputs[1]
+    dy2 = out_grads[0].reshape((-1, p.num_hidden))
+    grads = [F.dot(dy2, w).reshape(x.shape),
+             F.dot(dy2, x.reshape((-1, w.shape[1])), transpose_a=True)]
+    return grads if p.no_bias else grads + [dy2.sum(axis=0)]
+
+
 register(OpDef(
     "FullyConnected",
     params=[Param("num_hidden", "int", doc="number of output features"),
@@ -109,7 +118,7 @@ register(OpDef(
             Param("flatten", "bool", True, "collapse all axes but the first before the "
                                            "product (False: apply to the last axis)")],
     inputs=lambda p: ["data", "weight"] if p.no_bias else ["data", "weight", "bias"],
-    infer_shape=_infer_shape, forward=_forward, backward=_backward,
+    infer_shape=_infer_shape, forward=_forward, backward=_backward, grad_graph=_grad_graph,
     bwd_inputs=(0, 1), bwd_outputs=(),
     doc="FullyConnected(data, weight, bias=None, num_hidden, no_bias=False, flatten=True): "
         "a dense layer, out = data @ weight.T + bias.\n\n"

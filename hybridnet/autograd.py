@@ -19,6 +19,8 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager
 
+import numpy as np
+
 from .base import HybridNetError, ShapeError, shape_str
 
 __all__ = ["record", "pause", "train_mode", "predict_mode", "is_recording", "is_training",
@@ -240,6 +242,14 @@ def _head_gradients(heads, head_grads):
     return heads, out
 
 
+def _empty(xp, shape, dtype):
+    """An uninitialized gradient buffer (recycled when large, on the CPU: engine/storage.py)."""
+    if xp is np:
+        from .engine.storage import empty
+        return empty(tuple(shape), dtype)
+    return xp.empty(shape, dtype)
+
+
 def _run_backward(heads, head_grads, retain_graph, train_mode, create_graph=False):
     """Propagate gradients from ``heads``.
 
@@ -296,7 +306,7 @@ def _run_backward(heads, head_grads, retain_graph, train_mode, create_graph=Fals
                 if create_graph else None
             if in_grads is None:
                 # 'write' backward fills every element: no need to zero the buffers first
-                in_grads = [NDArray(x._ctx.xp.empty(x.shape, x._data.dtype), x._ctx) if w
+                in_grads = [NDArray(_empty(x._ctx.xp, x.shape, x._data.dtype), x._ctx) if w
                             else None for x, w in zip(node.inputs, want)]
                 if node.function is not None:
                     node.function._backward_into(out_grads[:n_visible], in_grads)
@@ -426,8 +436,9 @@ def grad(heads, variables, head_grads=None, retain_graph=None, create_graph: boo
     can be differentiated again (``retain_graph`` then defaults to True). That works through
     operators whose gradient is written as operator calls (``grad_graph`` in the registry:
     elementwise math, arithmetic with arrays and scalars, sum/mean/max/min, reshaping,
-    transpose, dot, ``autograd.Function``); differentiating again through any other operator's
-    gradient raises an error naming ``_backward_<op>``, as MXNet does.
+    transpose, dot, FullyConnected, Activation, ``autograd.Function``); differentiating again
+    through any other operator's gradient raises an error naming ``_backward_<op>``, as MXNet
+    does.
 
     Example (a second derivative)::
 

@@ -417,3 +417,14 @@ def test_an_error_in_a_layer_or_direction_thread_is_raised_in_the_caller(step_fn
     case = _case("rnn_tanh", 2, bi, t=6, n=2)
     with pytest.raises(FloatingPointError, match="injected failure"):
         _forward_backward(case, case.arrays())
+
+
+def test_loads_a_symbol_mxnet_wrote_and_infers_the_same_shapes():
+    with open(os.path.join(FIXTURES, "ops_rnn.json")) as f:
+        want = json.load(f)["symbol"]
+    sym = mx.sym.load_json(want["json"])
+    assert sym.list_arguments() == want["arguments"]
+    assert sym.list_outputs() == want["outputs"]
+    args, outs, _ = sym.infer_shape(rnn0_data=(3, 2, 5))
+    assert [list(s) for s in args] == want["arg_shapes"]
+    assert [list(s) for s in outs] == want["out_shapes"]

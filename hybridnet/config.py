@@ -107,6 +107,9 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
             "threads numpy's BLAS may use, set when the engine starts; 0 = cores // "
             "HYBRIDNET_CPU_WORKER_NTHREADS (see hybridnet/engine/blas.py); 1 suits a "
             "machine shared with other busy programs", ("OMP_NUM_THREADS",)),
+    Setting("HYBRIDNET_CPU_POOL_MB", _int, 1024,
+            "free memory (MB) kept for reuse by large eager CPU arrays, which saves the page "
+            "faults of fresh allocations every step (engine/storage.py); 0 disables"),
     Setting("HYBRIDNET_MNIST_DIR", _str, "",
             "directory holding MNIST's idx files (gzip or not) for mx.test_utils.get_mnist(), "
             "which never downloads"),

@@ -274,3 +274,50 @@ def test_blas_thread_count_is_applied_when_the_engine_starts():
     assert out.returncode == 0, out.stderr
     if out.stdout.strip() != "None":            # numpy with OpenBLAS
         assert out.stdout.strip() == "1"
+
+
+# ---- recycled storage for large eager arrays (engine/storage.py) --------------------------
+def test_storage_pool_reuses_only_buffers_nothing_references():
+    from hybridnet.engine import storage
+    shape = (3, 1 << 18)                          # 3 MB of float32: pooled
+    storage.release_free()
+    a = storage.empty(shape, np.float32)
+    view = a[1:]
+    del a
+    b = storage.empty(shape, np.float32)          # a's buffer is still seen through `view`
+    assert not np.shares_memory(view, b)
+    b_ptr = b.__array_interface__["data"][0]
+    del b
+    c = storage.empty(shape, np.int32)            # b's buffer is free again: reused
+    assert c.__array_interface__["data"][0] == b_ptr and c.dtype == np.int32
+    assert c.shape == shape
+    small = storage.empty((4,), np.float32)       # small arrays are plain numpy arrays
+    assert small.base is None
+    del view, c
+    storage.release_free()
+    assert storage.pooled_bytes() == 0
+
+
+def test_storage_pool_respects_its_limit():
+    from hybridnet.engine import storage
+    storage.release_free()
+    with mx.test_utils.environment("HYBRIDNET_CPU_POOL_MB", "4"):
+        kept = [storage.empty((1 << 20,), np.float32) for _ in range(3)]   # 4 MB each
+        assert storage.pooled_bytes() <= 4 << 20
+        del kept
+        storage.empty((1 << 20,), np.float32)
+        assert storage.pooled_bytes() <= 4 << 20
+    storage.release_free()
+
+
+def test_eager_results_stay_correct_when_buffers_are_recycled():
+    rng = np.random.RandomState(0)
+    x_np = rng.standard_normal((512, 1024)).astype(np.float32)      # 2 MB outputs
+    x = mx.nd.array(x_np)
+    kept = []
+    for i in range(4):
+        y = mx.nd.relu(x * (i + 1))
+        kept.append(y if i % 2 == 0 else None)
+        del y
+    for i in (0, 2):
+        np.testing.assert_array_equal(kept[i].asnumpy(), np.maximum(x_np * (i + 1), 0))

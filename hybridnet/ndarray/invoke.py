@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from functools import partial
 
+import numpy as np
+
 from .. import autograd, config
 from ..engine import engine as _engine_mod
 from ..base import HybridNetError, ShapeError, shape_str
 from ..context import Context, current_context
 from ..engine import get_engine
+from ..engine.storage import empty as _pooled_empty
 from ..ops import resource
 from ..ops.registry import OpDef, Params, list_ops
 
@@ -143,7 +146,7 @@ def invoke(op: OpDef, inputs: list, p: Params, out=None, ctx: Context | None = N
     if plan.simple and out is None and not hidden:
         # the common case (one output, no aux, not random), written out for speed
         shape, dtype = plan.out_specs[0]
-        data = plan.xp.empty(shape, dtype)
+        data = (_pooled_empty if plan.xp is np else plan.xp.empty)(shape, dtype)
         result = NDArray(data, ctx)
         is_train = autograd._state.training
         (_engine_mod._engine or get_engine()).push(
@@ -154,7 +157,7 @@ def invoke(op: OpDef, inputs: list, p: Params, out=None, ctx: Context | None = N
             autograd._record(op, p, inputs, (), [result], is_train)
         return result
     if out is None:
-        empty = plan.xp.empty
+        empty = _pooled_empty if plan.xp is np else plan.xp.empty
         outputs = [NDArray(empty(s, t), ctx) for s, t in plan.out_specs]
     else:
         nv = len(plan.out_specs) if hidden else plan.n_visible

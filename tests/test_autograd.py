@@ -307,8 +307,12 @@ def _first_grad(fn, x_np):
         num_hidden=2), act_type="tanh"),
     lambda x: mx.nd.Activation(mx.nd.FullyConnected(x.reshape((1, 2, 2)), x.reshape(
         (2, 2)), no_bias=True, num_hidden=2, flatten=False) - 1, act_type="softrelu"),
+    lambda x: ((mx.nd.norm(x.reshape((2, 2)) * x[::-1].reshape((2, 2)), axis=1) - 1) ** 2)
+    .mean() + mx.nd.norm(x * x, ord=1),                          # a gradient-penalty shape
+    lambda x: mx.nd.slice_axis(x * x, axis=0, begin=1, end=3).sum() * x[0]
+    + x.reshape((2, 2))[1, ::-1] ** 3,                           # slicing and indexing
 ], ids=["mul", "scalars", "reductions", "dot", "batch_dot", "broadcast", "add_n", "hypot",
-        "fc-tanh", "fc-softrelu"])
+        "fc-tanh", "fc-softrelu", "norm", "slices"])
 def test_second_derivatives_of_compositions_match_finite_differences(fn):
     x_np = np.array([0.4, 1.3, 0.7, 1.9])
     h2 = np.array([0.3, -1.2, 0.8, 0.5])

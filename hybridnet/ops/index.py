@@ -120,9 +120,20 @@ def _slice_infer(p, in_shapes):
     return in_shapes, [basic_slices("slice", s, p.begin, p.end, p.step)[1]], []
 
 
+def _region_params(p):
+    return {"begin": p.begin, "end": p.end, "step": p.step}
+
+
+def _scatter_graph(F, x, g, region):
+    """create_graph form of ``_scatter_region``: g written into zeros like x."""
+    return F._internal._slice_assign(F.zeros_like(x), g, **region)
+
+
 register(OpDef(
     "slice", params=_slice_params(), infer_shape=_slice_infer, forward=_slice_forward,
     backward=_slice_backward, aliases=("crop",), bwd_inputs=(), bwd_outputs=(),
+    grad_graph=lambda F, p, out_grads, inputs, outputs: [
+        _scatter_graph(F, inputs[0], out_grads[0], _region_params(p))],
     doc="slice(data, begin, end, step=()): the region data[begin:end:step] (Python slice "
         "rules per axis; None entries mean the edge)."))
 
@@ -159,13 +170,21 @@ def _slice_axis_backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req)
         _scatter_region(dx, req[0], _axis_region(p, dx.shape)[0], out_grads[0])
 
 
+def _slice_axis_grad_graph(F, p, out_grads, inputs, outputs):
+    x = inputs[0]
+    region, axis, _ = _axis_region(p, x.shape)
+    b, e = region[axis].start, region[axis].stop
+    lead = (None,) * axis
+    return [_scatter_graph(F, x, out_grads[0], {"begin": lead + (b,), "end": lead + (e,)})]
+
+
 register(OpDef(
     "slice_axis", params=[Param("axis", "int", doc="the axis to slice"),
                           Param("begin", "int", doc="start (negative: from the end)"),
                           Param("end", "int", optional=True, doc="stop, exclusive; None: "
                                                                  "the end")],
     infer_shape=_slice_axis_infer, forward=_slice_axis_forward, backward=_slice_axis_backward,
-    bwd_inputs=(), bwd_outputs=(),
+    bwd_inputs=(), bwd_outputs=(), grad_graph=_slice_axis_grad_graph,
     doc="slice_axis(data, axis, begin, end): data[begin:end] along one axis."))
 
 
@@ -259,6 +278,9 @@ register(OpDef(
     infer_shape=_slice_assign_infer, forward=_slice_assign_forward,
     backward=_slice_assign_backward, aliases=("_crop_assign",), inplace=((0, 0),),
     bwd_inputs=(), bwd_outputs=(),
+    grad_graph=lambda F, p, out_grads, inputs, outputs: [
+        F._internal._slice_assign_scalar(out_grads[0], scalar=0, **_region_params(p)),
+        F.slice(out_grads[0], **_region_params(p))],
     doc="_slice_assign(lhs, rhs, begin, end, step=()): lhs with lhs[begin:end:step] = rhs."))
 
 register(OpDef(
@@ -267,6 +289,8 @@ register(OpDef(
     infer_shape=lambda p, s: (s, [None if s[0] is None else tuple(s[0])], []),
     forward=_slice_assign_forward, backward=_slice_assign_backward,
     aliases=("_crop_assign_scalar",), inplace=((0, 0),), bwd_inputs=(), bwd_outputs=(),
+    grad_graph=lambda F, p, out_grads, inputs, outputs: [
+        F._internal._slice_assign_scalar(out_grads[0], scalar=0, **_region_params(p))],
     doc="_slice_assign_scalar(data, scalar=0, begin, end, step=()): data with "
         "data[begin:end:step] = scalar."))
 

@@ -269,13 +269,24 @@ def _norm_backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
     assign(dx, req[0], g * x / safe)
 
 
+def _norm_grad_graph(F, p, out_grads, inputs, outputs):
+    x = inputs[0]
+    kept = _kept_shape(x.shape, reduce_axes("norm", x.shape, p.axis))
+    g = out_grads[0].reshape(kept)
+    if p.ord == 1:
+        return [g * F.sign(x)]
+    y = outputs[0].reshape(kept)
+    return [g * x / (y + (y == 0))]        # a zero vector's (sub)gradient is 0, not NaN
+
+
 register(OpDef(
     "norm", params=[Param("ord", "int", 2, "1 (sum of magnitudes) or 2 (Euclidean)"),
                     Param("axis", "axis", None, "the axis or axes; None: all"),
                     Param("out_dtype", "dtype", None, "the output type (default: the input's)"),
                     Param("keepdims", "bool", False, "keep reduced axes with size 1")],
     infer_shape=_norm_infer, infer_type=first_type_infer("norm", lambda p: p.out_dtype),
-    forward=_norm_forward, backward=_norm_backward, bwd_inputs=(0,), bwd_outputs=(0,),
+    forward=_norm_forward, backward=_norm_backward, grad_graph=_norm_grad_graph,
+    bwd_inputs=(0,), bwd_outputs=(0,),
     doc="norm(data, ord=2, axis=None, out_dtype=None, keepdims=False): the L1 or L2 norm over "
         "the given axes (all by default)."))
 

@@ -435,10 +435,10 @@ def grad(heads, variables, head_grads=None, retain_graph=None, create_graph: boo
     ``create_graph=True`` records the gradient computation itself, so the returned gradients
     can be differentiated again (``retain_graph`` then defaults to True). That works through
     operators whose gradient is written as operator calls (``grad_graph`` in the registry:
-    elementwise math, arithmetic with arrays and scalars, sum/mean/max/min, reshaping,
-    transpose, dot, FullyConnected, Activation, ``autograd.Function``); differentiating again
-    through any other operator's gradient raises an error naming ``_backward_<op>``, as MXNet
-    does.
+    elementwise math, arithmetic with arrays and scalars, sum/mean/max/min/norm, reshaping,
+    transpose, slicing, dot, FullyConnected, Activation, ``autograd.Function``);
+    differentiating again through any other operator's gradient raises an error naming
+    ``_backward_<op>``, as MXNet does.
 
     Example (a second derivative)::
 

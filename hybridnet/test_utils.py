@@ -140,20 +140,23 @@ def assert_exception(f, exception_type, *args, **kwargs):
     raise AssertionError(f"{getattr(f, '__name__', f)} did not raise {exception_type.__name__}")
 
 
-def rand_shape_2d(dim0=10, dim1=10):
-    """A random 2-d shape with dims in [1, dim0] and [1, dim1]."""
-    return np.random.randint(1, dim0 + 1), np.random.randint(1, dim1 + 1)
+def rand_shape_2d(dim0=10, dim1=10, allow_zero_size=False):
+    """A random 2-d shape with dims in [1, dim0] and [1, dim1] (from 0 if allow_zero_size)."""
+    low = 0 if allow_zero_size else 1
+    return np.random.randint(low, dim0 + 1), np.random.randint(low, dim1 + 1)
 
 
-def rand_shape_3d(dim0=10, dim1=10, dim2=10):
-    """A random 3-d shape with dims in [1, dim_i]."""
-    return (np.random.randint(1, dim0 + 1), np.random.randint(1, dim1 + 1),
-            np.random.randint(1, dim2 + 1))
+def rand_shape_3d(dim0=10, dim1=10, dim2=10, allow_zero_size=False):
+    """A random 3-d shape with dims in [1, dim_i] (from 0 if allow_zero_size)."""
+    low = 0 if allow_zero_size else 1
+    return (np.random.randint(low, dim0 + 1), np.random.randint(low, dim1 + 1),
+            np.random.randint(low, dim2 + 1))
 
 
-def rand_shape_nd(num_dim, dim=10):
-    """A random ``num_dim``-d shape with dims in [1, dim]."""
-    return tuple(np.random.randint(1, dim + 1, size=num_dim).tolist())
+def rand_shape_nd(num_dim, dim=10, allow_zero_size=False):
+    """A random ``num_dim``-d shape with dims in [1, dim] (from 0 if allow_zero_size)."""
+    low = 0 if allow_zero_size else 1
+    return tuple(np.random.randint(low, dim + 1, size=num_dim).tolist())
 
 
 def random_arrays(*shapes):

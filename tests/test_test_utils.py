@@ -150,3 +150,30 @@ def test_check_numeric_gradient_eager_form_passes_and_fails():
 
     with pytest.raises(AssertionError, match="gradient of input 0 is wrong"):
         tu.check_numeric_gradient(lambda u: WrongGradient()(u), [np.random.rand(4)], seed=2)
+
+
+def test_zero_size_shapes_when_allowed():
+    np.random.seed(3)
+    dims = [d for _ in range(200) for d in tu.rand_shape_2d(2, 2, allow_zero_size=True)
+            + tu.rand_shape_3d(1, 1, 1, allow_zero_size=True)
+            + tu.rand_shape_nd(2, 1, allow_zero_size=True)]
+    assert set(dims) == {0, 1, 2}
+    assert min(d for _ in range(50) for d in tu.rand_shape_nd(3, 1)) == 1
+
+
+def test_check_consistency_tolerances_by_mxnet_names():
+    a, b = mx.sym.var("a"), mx.sym.var("b")
+    sym = mx.sym.elemwise_mul(mx.sym.exp(a), b, name="m")
+    ctx_list = [{"ctx": mx.cpu(0), "a": (3,), "b": (3,), "type_dict": {"a": np.float64,
+                                                                        "b": np.float64}},
+                {"ctx": mx.cpu(1), "a": (3,), "b": (3,), "type_dict": {"a": np.float16,
+                                                                        "b": np.float16}}]
+    truth = tu.check_consistency(sym, ctx_list)                    # float16 default: 1e-1
+    assert sorted(truth) == ["a_grad", "b_grad", "m_output"]
+    assert truth["a_grad"].dtype == np.float64                      # the most precise run
+    with pytest.raises(AssertionError, match="found differences"):
+        tu.check_consistency(sym, ctx_list, rtol=1e-7, atol=1e-9)
+    with pytest.raises(AssertionError, match="found differences"):
+        tu.check_consistency(sym, ctx_list, tol={np.float16: 1e-7})   # older MXNet's name
+    result = tu.check_consistency(sym, ctx_list, rtol=1e-7, atol=1e-9, raise_on_err=False)
+    assert set(result) == set(truth)

@@ -183,15 +183,26 @@ _DTYPE_TOL = {np.dtype(np.float16): 1e-1, np.dtype(np.float32): 1e-3,
               np.dtype(np.int64): 0}
 
 
+def _tolerances(value, default):
+    """Per-dtype tolerances from a number, a dict dtype -> number, or None (the defaults)."""
+    tols = dict(default)
+    if isinstance(value, dict):
+        tols.update({np.dtype(k): v for k, v in value.items()})
+    elif value is not None:
+        tols = {k: value for k in tols}
+    return tols
+
+
 def check_consistency(sym, ctx_list, scale=1.0, grad_req="write", arg_params=None,
-                      aux_params=None, tol=None, raise_on_err=True, ground_truth=None,
-                      equal_nan=False, use_uniform=False, rand_type=np.float64):
+                      aux_params=None, rtol=None, atol=None, raise_on_err=True, ground_truth=None,
+                      equal_nan=False, use_uniform=False, rand_type=np.float64, *, tol=None):
     """Run ``sym`` (or one symbol per entry) on every context of ``ctx_list`` and compare.
 
     Each entry is a dict: ``{'ctx': mx.cpu(0), 'data': (2, 3), 'type_dict': {...}}``. Parameters
     are random (shared by all runs), then forward (training) and backward with the same random
-    head gradients; outputs and gradients are compared with the most precise run, to ``tol``
-    (a number or a dict dtype -> tolerance; default by dtype).
+    head gradients; outputs and gradients are compared with the most precise run, to ``rtol``
+    and ``atol`` (MXNet 1.9's names; each a number or a dict dtype -> tolerance, default by
+    dtype). ``tol`` (older MXNet 1.x) sets both.
 
     Returns:
         The ground truth: ``{name: numpy array}`` of outputs and gradients of the most precise run.
@@ -202,11 +213,8 @@ def check_consistency(sym, ctx_list, scale=1.0, grad_req="write", arg_params=Non
     syms = list(sym) if isinstance(sym, (list, tuple)) else [sym] * len(ctx_list)
     if len(syms) != len(ctx_list):
         raise ValueError(f"{len(syms)} symbols for {len(ctx_list)} contexts")
-    tols = dict(_DTYPE_TOL)
-    if isinstance(tol, dict):
-        tols.update({np.dtype(k): v for k, v in tol.items()})
-    elif tol is not None:
-        tols = {k: tol for k in tols}
+    rtols = _tolerances(rtol if rtol is not None else tol, _DTYPE_TOL)
+    atols = _tolerances(atol if atol is not None else tol, _DTYPE_TOL)
     exes = []
     for s, spec in zip(syms, ctx_list):
         spec = dict(spec)
@@ -259,9 +267,10 @@ def check_consistency(sym, ctx_list, scale=1.0, grad_req="write", arg_params=Non
             got = found.get(name)
             if got is None:
                 continue
-            t = tols.get(np.dtype(got.dtype), 1e-3)
+            dt = np.dtype(got.dtype)
             try:
-                _compare(got, want, t, t, (f"{name} on {ctx_list[i]['ctx']}",
+                _compare(got, want, rtols.get(dt, 1e-3), atols.get(dt, 1e-3),
+                         (f"{name} on {ctx_list[i]['ctx']}",
                                            f"{name} on {ctx_list[best]['ctx']}"), equal_nan)
             except AssertionError as err:
                 errors.append(str(err))

@@ -56,11 +56,16 @@ def save_checkpoint(prefix: str, epoch: int, symbol, arg_params: dict, aux_param
     """
     if symbol is not None:
         symbol.save(f"{prefix}-symbol.json", remove_amp_cast=remove_amp_cast)
+    param_name = _params_file(prefix, epoch)
+    save_params_file(param_name, arg_params, aux_params)
+    logging.info('Saved checkpoint to "%s"', param_name)
+
+
+def save_params_file(fname: str, arg_params: dict, aux_params: dict | None) -> None:
+    """``nd.save(fname, {'arg:<name>': ..., 'aux:<name>': ...})`` with the arrays on the CPU."""
     save_dict = {f"arg:{k}": v.as_in_context(cpu()) for k, v in arg_params.items()}
     save_dict.update({f"aux:{k}": v.as_in_context(cpu()) for k, v in (aux_params or {}).items()})
-    param_name = _params_file(prefix, epoch)
-    nd.save(param_name, save_dict)
-    logging.info('Saved checkpoint to "%s"', param_name)
+    nd.save(fname, save_dict)
 
 
 def split_params(save_dict: dict, source: str) -> tuple[dict, dict]:

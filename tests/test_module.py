@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -16,21 +17,15 @@ from hybridnet.test_utils import assert_almost_equal, environment
 FIX = os.path.join(os.path.dirname(__file__), "fixtures", "module")
 REF = np.load(os.path.join(FIX, "module.npz"))
 PARAMS = ("fc1_weight", "fc1_bias", "fc2_weight", "fc2_bias", "fc3_weight", "fc3_bias")
-OPT = {"learning_rate": 0.1, "momentum": 0.9, "wd": 1e-3}
-BATCH = 20
 TOL = {"rtol": 1e-4, "atol": 1e-5}
+sys.path.insert(0, os.path.dirname(FIX))
+from gen_module import BATCH, OPT  # noqa: E402  (the fixture's settings and network)
+from gen_module import mlp as _mlp  # noqa: E402
 
 
 def mlp():
     """The seeds' MLP, named as in the fixture."""
-    data = mx.sym.var("data")
-    net = mx.sym.flatten(data=data)
-    net = mx.sym.FullyConnected(data=net, num_hidden=64, name="fc1")
-    net = mx.sym.Activation(data=net, act_type="relu", name="relu1")
-    net = mx.sym.FullyConnected(data=net, num_hidden=32, name="fc2")
-    net = mx.sym.Activation(data=net, act_type="relu", name="relu2")
-    net = mx.sym.FullyConnected(data=net, num_hidden=10, name="fc3")
-    return mx.sym.SoftmaxOutput(data=net, name="softmax")
+    return _mlp(mx)
 
 
 def init_params():

@@ -339,12 +339,8 @@ class BaseModule:
 
     def save_params(self, fname: str) -> None:
         """Save the parameters to ``fname`` (``arg:``/``aux:`` keys, MXNet's format)."""
-        from .. import ndarray as nd
-        from ..context import cpu
-        arg_params, aux_params = self.get_params()
-        save_dict = {f"arg:{k}": v.as_in_context(cpu()) for k, v in arg_params.items()}
-        save_dict.update({f"aux:{k}": v.as_in_context(cpu()) for k, v in aux_params.items()})
-        nd.save(fname, save_dict)
+        from ..model import save_params_file
+        save_params_file(fname, *self.get_params())
 
     def load_params(self, fname: str) -> None:
         """Load parameters saved by ``save_params`` (or MXNet) from ``fname``."""

@@ -25,7 +25,7 @@ from ..context import Context, cpu
 from ..initializer import InitDesc, Uniform
 from ..io.base import DataDesc
 from ..model import (_create_kvstore, _initialize_kvstore, _update_params,
-                     _update_params_on_kvstore, load_checkpoint)
+                     _update_params_on_kvstore, load_checkpoint, save_checkpoint)
 from ..ndarray import zeros
 from .base_module import (BaseModule, ModuleStateError, _check_input_names,
                           _parse_data_desc)
@@ -121,10 +121,8 @@ class Module(BaseModule):
                         remove_amp_cast: bool = True) -> None:
         """Write ``prefix-symbol.json``, ``prefix-%04d.params`` and, with
         ``save_optimizer_states``, ``prefix-%04d.states``."""
-        self._symbol.save(f"{prefix}-symbol.json", remove_amp_cast=remove_amp_cast)
-        param_name = f"{prefix}-{int(epoch):04d}.params"
-        self.save_params(param_name)
-        logging.info('Saved checkpoint to "%s"', param_name)
+        save_checkpoint(prefix, epoch, self._symbol, *self.get_params(),
+                        remove_amp_cast=remove_amp_cast)
         if save_optimizer_states:
             state_name = f"{prefix}-{int(epoch):04d}.states"
             self.save_optimizer_states(state_name)

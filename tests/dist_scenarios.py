@@ -254,6 +254,28 @@ def scenario_module(kv, mx, steps=4, batch=20):
             "params": {k: v.asnumpy().tolist() for k, v in arg.items()}}
 
 
+def scenario_keys(kv, mx, keys=1000, rounds=3):
+    """Many small keys: every worker pushes rank + 1 + round to every key each round and
+    counts the pulls that differ from the exact sum (small integers are exact in float32)."""
+    names = list(range(keys))
+    kv.init(names, [mx.nd.zeros((4,)) for _ in names])
+    outs = [mx.nd.zeros((4,)) for _ in names]
+    workers = kv.num_workers
+    wrong = 0
+    start = time.perf_counter()
+    for r in range(rounds):
+        value = mx.nd.full((4,), kv.rank + 1 + r)
+        kv.push(names, [value] * keys)
+        kv.pull(names, out=outs)
+        mx.nd.waitall()
+        expected = workers * (workers + 1) // 2 + workers * r
+        wrong += sum(int(not np.all(o.asnumpy() == expected)) for o in outs)
+    seconds = time.perf_counter() - start
+    kv._barrier()
+    return {"rank": kv.rank, "wrong": wrong, "seconds": seconds,
+            "stats": kv._server_stats() if kv.rank == 0 else None}
+
+
 def shard(x: np.ndarray, batch: int, rank: int, workers: int) -> np.ndarray:
     """Worker ``rank``'s rows: its contiguous share of every global batch of ``batch`` rows
     (so the workers' batches, concatenated in rank order, are the one-process batches)."""

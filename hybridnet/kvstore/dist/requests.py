@@ -4,7 +4,9 @@ A node sends a request with a fresh id and gets a ``Pending``; the receive threa
 reply to ``Requests.deliver``; the caller waits on ``Pending.wait``. When the job stops, every
 pending request fails at once with the reason (``fail_all``), so no caller waits forever.
 A wait inside engine work helps run other queued engine work meanwhile (as the engine's own
-waits do), so communication waits never starve the copy/I-O pool.
+waits do), so communication waits never starve the copy/I-O pool. Helping nests (a pull run
+while waiting may wait and help in turn), so it stops at ``_HELP_DEPTH`` levels: a thousand
+queued pulls must not become a thousand nested frames (the recursion limit would lose one).
 """
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ from .errors import KVStoreDistError, PeerFailure
 from .wire import Cmd, Message, role_name
 
 __all__ = ["Pending", "Requests"]
+
+_HELP_DEPTH = 16
+_local = threading.local()
 
 
 class Pending:
@@ -36,14 +41,19 @@ class Pending:
     def wait(self, timeout: float | None) -> list:
         """The replies (in arrival order); raise the request's error or a timeout error."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        pool = current_pool()
+        depth = getattr(_local, "depth", 0)
+        pool = current_pool() if depth < _HELP_DEPTH else None
         event = self.event
         while not event.is_set():
             if pool is None:
                 event.wait(0.1 if deadline is None else max(0.0, min(0.1, deadline -
                                                                        time.monotonic())))
             elif not event.wait(0.001):
-                pool.try_run_one(0)
+                _local.depth = depth + 1
+                try:
+                    pool.try_run_one(0)
+                finally:
+                    _local.depth = depth
             if deadline is not None and time.monotonic() > deadline and not event.is_set():
                 raise KVStoreDistError(f"{self.what}: no reply after {timeout:.1f} s")
         if self.error is not None:

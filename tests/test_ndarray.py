@@ -444,6 +444,11 @@ def test_reshape_errors():
         x.reshape((5, -1))
     with pytest.raises(TypeError, match="unexpected arguments"):
         x.reshape((4, 6), foo=1)
+    empty = mx.nd.zeros((0, 3))
+    assert empty.reshape((3, 0, -1)).shape == (3, 3, 0) and empty.reshape(-1).shape == (0,)
+    with pytest.raises(ShapeError, match=r"cannot reshape data of shape \(0, 3\) \(size 0\) "
+                                         r"into \(3, 3\)"):
+        empty.reshape((3, 0))              # 0 copies the input's dim: (3, 3)
 
 
 # ---- pickling ----------------------------------------------------------------------------------

@@ -314,6 +314,11 @@ class NDArray:
         op = get_op("Reshape")
         p = op.parse_params({"shape": shape, "reverse": reverse})
         new_shape = op.infer_shape(p, [self.shape])[1][0]
+        # inference reads a 0 dim as "unknown", so it cannot check empty arrays' sizes
+        if self.size == 0 and int(np.prod(new_shape)) != 0:
+            raise ShapeError("Reshape", f"cannot reshape data of shape {shape_str(self.shape)} "
+                                        f"(size {self.size}) into {shape_str(new_shape)} from "
+                                        f"shape={shape_str(shape)}")
         return NDArray(self._data.reshape(new_shape), self._ctx, self._var)
 
     def broadcast_to(self, shape) -> "NDArray":

@@ -41,7 +41,7 @@ from ...context import cpu
 from ...engine import COPY, Var, get_engine
 from . import states as _states
 from .compression import TwoBitCompression, parse_compression
-from .errors import EXIT_ABORTED, KVStoreDistError, PeerFailure
+from .errors import EXIT_ABORTED, PeerFailure
 from .job import JobConfig
 from .membership import Member, setup_logging
 from .wire import Cmd, Flag, Message, Role, array_meta, frame_array

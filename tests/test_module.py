@@ -468,3 +468,19 @@ def test_train_mnist_example_learns_the_digits():
     assert out.strip().splitlines()[-1].startswith("test accuracy: "), out[-2000:]
     accuracy = float(out.strip().splitlines()[-1].split()[2])
     assert accuracy >= 0.95, out[-2000:]
+
+
+def test_grad_req_forms():
+    mod = mx.mod.Module(mlp())
+    mod.bind(data_shapes=[("data", (BATCH, 1, 6, 6))],
+             label_shapes=[("softmax_label", (BATCH,))], grad_req={"fc3_weight": "add"})
+    reqs = mod._exec_group.grad_req
+    assert reqs["fc3_weight"] == "add" and reqs["fc1_weight"] == "null"
+    mod.init_params(arg_params=init_params())
+    for _ in range(2):               # 'add' accumulates over two backward passes
+        mod.forward_backward(batch_at(0))
+    once = bound_module()
+    once.forward_backward(batch_at(0))
+    assert_almost_equal(mod._exec_group.grad_arrays[4][0],
+                        2 * once._exec_group.grad_arrays[4][0].asnumpy(), **TOL)
+    assert mod._exec_group.grad_arrays[0][0] is None

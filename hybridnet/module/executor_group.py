@@ -110,13 +110,8 @@ class DataParallelExecutorGroup:
                 raise ValueError(f"grad_req has {len(grad_req)} entries for "
                                  f"{len(self.arg_names)} arguments ({', '.join(self.arg_names)})")
             return dict(zip(self.arg_names, grad_req))
-        if isinstance(grad_req, dict):
-            reqs = {}
-            for name in self.arg_names:
-                default = "write" if name in self.param_names and \
-                    name not in self.fixed_param_names else "null"
-                reqs[name] = grad_req.get(name, default)
-            return reqs
+        if isinstance(grad_req, dict):            # arguments not named: 'null', as in MXNet
+            return {name: grad_req.get(name, "null") for name in self.arg_names}
         raise TypeError(f"grad_req must be a str, list or dict, got {type(grad_req).__name__}")
 
     # ---- binding ----------------------------------------------------------------------------

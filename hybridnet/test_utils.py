@@ -380,8 +380,8 @@ def get_mnist(path: str | None = None) -> dict:
 
 
 # the symbolic helpers (MXNet 1.x names and signatures) live with the Symbol front end
-from .symbol.testing import (check_consistency, check_symbolic_backward,  # noqa: E402
-                             check_symbolic_forward, simple_forward)
+from .symbol.testing import (check_consistency, check_speed,  # noqa: E402
+                             check_symbolic_backward, check_symbolic_forward, simple_forward)
 
 __all__ += ["check_symbolic_forward", "check_symbolic_backward", "check_consistency",
-            "simple_forward"]
+            "simple_forward", "check_speed"]

@@ -16,7 +16,7 @@ def test_available_after_import_like_mxnet():
                  "check_numeric_gradient", "environment", "get_mnist",
                  "check_symbolic_forward", "check_symbolic_backward", "check_consistency",
                  "simple_forward", "default_dtype", "assert_almost_equal_ignore_nan",
-                 "assert_allclose", "get_rtol", "get_atol"):
+                 "assert_allclose", "get_rtol", "get_atol", "check_speed"):
         assert callable(getattr(mx.test_utils, name)), name
 
 
@@ -177,3 +177,14 @@ def test_check_consistency_tolerances_by_mxnet_names():
         tu.check_consistency(sym, ctx_list, tol={np.float16: 1e-7})   # older MXNet's name
     result = tu.check_consistency(sym, ctx_list, rtol=1e-7, atol=1e-9, raise_on_err=False)
     assert set(result) == set(truth)
+
+
+def test_check_speed_times_forward_and_backward():
+    data = mx.sym.var("data")
+    net = mx.sym.FullyConnected(data, num_hidden=4, name="fc")
+    whole = tu.check_speed(net, ctx=mx.cpu(), N=3, data=(2, 5))
+    forward = tu.check_speed(net, location={"data": np.ones((2, 5)), "fc_weight": np.ones((4, 5)),
+                                            "fc_bias": np.zeros(4)}, N=3, typ="forward")
+    assert 0 < whole < 5 and 0 < forward < 5
+    with pytest.raises(ValueError, match="typ must be 'whole' or 'forward'"):
+        tu.check_speed(net, typ="backward", data=(2, 5))

@@ -285,3 +285,39 @@ def simple_forward(sym, ctx=None, is_train=False, **inputs):
     exe = _bind(sym, inputs, None, ctx, "null", np.float32)
     outputs = [o.asnumpy() for o in exe.forward(is_train=is_train)]
     return outputs[0] if len(outputs) == 1 else outputs
+
+
+def check_speed(sym, location=None, ctx=None, N=20, grad_req=None, typ="whole", **kwargs):
+    """Seconds per iteration of ``sym``: forward + backward (``typ='whole'``, the outputs as
+    head gradients) or forward only (``typ='forward'``), after one warm-up run (MXNet 1.x).
+
+    ``location`` maps argument names to numpy arrays (random normal values when None; then
+    ``kwargs`` give the shapes to ``simple_bind``).
+    """
+    import time
+
+    from ..ndarray import waitall
+    if typ not in ("whole", "forward"):
+        raise ValueError(f"check_speed: typ must be 'whole' or 'forward', got {typ!r}")
+    ctx = ctx or cpu()
+    grad_req = grad_req or "write"
+    if location is None:
+        exe = sym.simple_bind(ctx, grad_req=grad_req, **kwargs)
+        location = {k: np.random.normal(size=a.shape) for k, a in exe.arg_dict.items()}
+    else:
+        exe = sym.simple_bind(ctx, grad_req=grad_req,
+                              **{k: np.shape(v) for k, v in location.items()})
+    for name, value in location.items():
+        exe.arg_dict[name][:] = np.asarray(_np(value)).astype(exe.arg_dict[name]._data.dtype)
+
+    def step():
+        exe.forward(is_train=typ == "whole")
+        if typ == "whole":
+            exe.backward(out_grads=exe.outputs)
+    step()
+    waitall()
+    tic = time.time()
+    for _ in range(N):
+        step()
+    waitall()
+    return (time.time() - tic) / N

@@ -484,3 +484,14 @@ def test_grad_req_forms():
     assert_almost_equal(mod._exec_group.grad_arrays[4][0],
                         2 * once._exec_group.grad_arrays[4][0].asnumpy(), **TOL)
     assert mod._exec_group.grad_arrays[0][0] is None
+
+
+def test_group2ctxs_across_devices_is_refused_clearly():
+    with mx.AttrScope(ctx_group="dev1"):
+        net = mlp()
+    mod = mx.mod.Module(net, group2ctxs={"dev1": mx.cpu(1)})
+    with pytest.raises(mx.MXNetError, match="model parallelism across devices is not "
+                                            "supported"):
+        mod.bind(data_shapes=[("data", (BATCH, 1, 6, 6))])
+    same = mx.mod.Module(net, group2ctxs=[{"dev1": mx.cpu(0)}])
+    same.bind(data_shapes=[("data", (BATCH, 1, 6, 6))])

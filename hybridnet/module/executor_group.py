@@ -160,7 +160,10 @@ class DataParallelExecutorGroup:
                 execs.append(self._reshape_one(self.execs[i], shapes))
             else:
                 shared = shared_group.execs[i] if shared_group is not None else None
-                execs.append(self._bind_one(ctx, shapes, shared, self.shared_data_arrays[i]))
+                group2ctx = (self.group2ctxs[i] if isinstance(self.group2ctxs, (list, tuple))
+                             else self.group2ctxs)
+                execs.append(self._bind_one(ctx, shapes, shared, self.shared_data_arrays[i],
+                                            group2ctx))
         self.execs = execs
         self._collect_arrays()
 
@@ -175,10 +178,10 @@ class DataParallelExecutorGroup:
                                  f"{shape_str(old_shape)}; only the batch size may change")
         return new
 
-    def _bind_one(self, ctx, shapes: list, shared_exec, shared_buffer: dict):
+    def _bind_one(self, ctx, shapes: list, shared_exec, shared_buffer: dict, group2ctx):
         type_dict = {d[0]: d.dtype for d in shapes if getattr(d, "dtype", None) is not None}
         return self.symbol.simple_bind(
-            ctx, grad_req=self.grad_req, type_dict=type_dict,
+            ctx, grad_req=self.grad_req, type_dict=type_dict, group2ctx=group2ctx,
             shared_arg_names=self.param_names if shared_exec is not None else None,
             shared_exec=shared_exec, shared_buffer=shared_buffer,
             **{d[0]: d[1] for d in shapes})

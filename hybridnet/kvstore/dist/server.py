@@ -258,9 +258,13 @@ class KVServer:
         if not key.contrib or not self.active.issubset(key.contrib):
             return
         ranks = sorted(key.contrib)
-        if key.merged is None:
-            key.merged = np.empty(key.shape, key.dtype)
-        merged = key.merged
+        if self.updater is None:
+            self._writable(key)
+            merged = key.value           # the sum becomes the stored value: add in place
+        else:
+            if key.merged is None:
+                key.merged = np.empty(key.shape, key.dtype)
+            merged = key.merged
         np.copyto(merged, key.contrib[ranks[0]])
         for r in ranks[1:]:
             np.add(merged, key.contrib[r], out=merged)
@@ -274,6 +278,9 @@ class KVServer:
             self._send_value(pull, key)
 
     def _apply(self, key: _Key, grad: np.ndarray) -> None:
+        if grad is key.value:
+            key.updates += 1
+            return
         self._writable(key)
         if self.updater is None:
             np.copyto(key.value, grad)

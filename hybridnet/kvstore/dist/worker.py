@@ -257,13 +257,17 @@ class KVStoreDist(KVStore):
             # Acks of earlier pushes come back at once, while the pull may wait for the round:
             # a refused push is raised now, not when the other workers have pushed.
             self._raise_push_errors(info, wait=True)
-            whole = np.empty(info.size, info.dtype)
-            for pending, start, stop in pendings:
-                reply = pending.wait(member.request_timeout)[0]
-                piece = frame_array(reply, 0, {"dtype": info.dtype.name,
-                                               "shape": info.wire_shape(start, stop)})
-                whole[start:stop] = piece.reshape(-1)
-            value = whole.reshape(info.shape)
+            meta = {"dtype": info.dtype.name}
+            if len(pendings) == 1:           # one server holds the key: no gathering copy
+                meta["shape"] = list(info.shape)
+                value = frame_array(pendings[0][0].wait(member.request_timeout)[0], 0, meta)
+            else:
+                value = np.empty(info.size, info.dtype)
+                for pending, start, stop in pendings:
+                    meta["shape"] = info.wire_shape(start, stop)
+                    piece = frame_array(pending.wait(member.request_timeout)[0], 0, meta)
+                    value[start:stop] = piece.reshape(-1)
+                value = value.reshape(info.shape)
             for o in outs:
                 _store(o, value)
         get_engine().push(run, [info.var], [o._var for o in outs], cpu(0), COPY, priority,

@@ -29,15 +29,20 @@ def sym_gen(seq_len):
     return mx.sym.SoftmaxOutput(net, name="softmax"), ("data",), ("softmax_label",)
 
 
-def make_batches(n_per_key=6, seed=0):
-    """Batches of random token sequences; the label is the most frequent token of 0..2."""
+def most_frequent(x):
+    counts = np.stack([(x == c).sum(axis=1) for c in range(CLASSES)], axis=1)
+    return counts.argmax(axis=1)
+
+
+def make_batches(n_per_key=6, seed=0, label=most_frequent):
+    """Batches of random token sequences of each bucket length, labelled by ``label(x)``
+    (default: the most frequent token of 0..2)."""
     rng = np.random.RandomState(seed)
     batches = []
     for i in range(n_per_key):
         for key in KEYS:
             x = rng.randint(0, VOCAB, size=(BATCH, key))
-            counts = np.stack([(x == c).sum(axis=1) for c in range(CLASSES)], axis=1)
-            y = counts.argmax(axis=1)
+            y = label(x)
             batches.append(mx.io.DataBatch(
                 [mx.nd.array(x)], [mx.nd.array(y)], bucket_key=key,
                 provide_data=[mx.io.DataDesc("data", (BATCH, key))],
@@ -182,6 +187,38 @@ def test_fit_learns_over_three_bucket_lengths():
     assert acc >= 0.8, acc
     preds = mod.predict(test, merge_batches=False)
     assert [p[0].shape for p in preds] == [(BATCH, CLASSES)] * len(test.batches)
+
+
+def lstm_sym_gen(seq_len):
+    """An LSTM over the embedded tokens (time-major), classifying from the last step; the
+    LSTM's begin states are Module state inputs (zeros), not parameters."""
+    data = mx.sym.var("data")
+    net = mx.sym.Embedding(data, input_dim=VOCAB, output_dim=8, name="embed")
+    net = mx.sym.transpose(net, axes=(1, 0, 2))
+    net = mx.sym.RNN(net, mx.sym.var("lstm_parameters", init=mx.init.Uniform(0.3)),
+                     mx.sym.var("lstm_state"), mx.sym.var("lstm_state_cell"), state_size=8,
+                     num_layers=1, mode="lstm", name="lstm")
+    net = mx.sym.FullyConnected(mx.sym.SequenceLast(net), num_hidden=CLASSES, name="out")
+    return mx.sym.SoftmaxOutput(net, name="softmax"), ("data",), ("softmax_label",)
+
+
+def test_lstm_buckets_learn_a_sequence_task():
+    """The label is the token before the last (mod 3): the LSTM must remember it."""
+    mx.random.seed(0)
+
+    def label(x):
+        return x[:, -2] % CLASSES
+
+    train = BucketIter(make_batches(10, seed=0, label=label))
+    test = BucketIter(make_batches(4, seed=9, label=label))
+    mod = mx.mod.BucketingModule(lstm_sym_gen, default_bucket_key=KEYS[0],
+                                 state_names=["lstm_state", "lstm_state_cell"])
+    mod.fit(train, num_epoch=15, optimizer="adam", optimizer_params={"learning_rate": 0.05},
+            initializer=mx.init.Xavier())
+    assert dict(mod.score(test, "acc"))["accuracy"] >= 0.9
+    assert sorted(mod.get_params()[0]) == ["embed_weight", "lstm_parameters", "out_bias",
+                                           "out_weight"]
+    assert [s.shape for s in mod.get_states()] == [(1, BATCH, 8)] * 2
 
 
 def test_two_devices_equal_one():

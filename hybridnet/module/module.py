@@ -440,6 +440,10 @@ class Module(BaseModule):
         input, the bound shape and the batch's.
         """
         self._require("forward()", "binded", "params_initialized")
+        if not hasattr(data_batch, "data"):
+            raise TypeError(f"forward expects an mx.io.DataBatch, got "
+                            f"{type(data_batch).__name__} (pre-sliced lists of batches are "
+                            f"not supported)")
         curr = tuple(d.shape for d in self._data_shapes)
         data = data_batch.data
         if data is None or len(data) != len(self._data_shapes):

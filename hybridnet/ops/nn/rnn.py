@@ -11,13 +11,23 @@ in the same order, the i2h and h2h biases (G*H,) -- G the gate count (4 LSTM: i,
 r, z, n; 1 otherwise) and C_in = C for the first layer, D*H above it. ``rnn_param_groups`` is
 that layout, shared with ``mx.init.FusedRNN``.
 
-How it runs (per layer and direction): one GEMM projects all T*N input rows at once into the
-gate buffer; each time step does one GEMM ``h_prev @ W_h2h.T`` into a preallocated buffer and
-one fused gate kernel (hybridnet/ops/kernels/rnn.py), which writes h straight into the output.
-The activated gates (and LSTM cells, GRU's recurrent n part) stay in a hidden workspace output
-for backward, which runs the steps in reverse with the same per-step pattern and then forms
-every weight gradient with one GEMM over all steps. ``p`` drops layer outputs between layers
-in training (inverted dropout, the device's seeded generator).
+How it runs (per layer and direction): one GEMM projects a chunk of time steps' input rows at
+once into the gate buffer (the whole sequence, unless the layers are pipelined); each step does
+one GEMM ``h_prev @ W_h2h.T`` into a preallocated buffer and one fused gate kernel
+(hybridnet/ops/kernels/rnn.py) that writes h straight into the output -- nothing is allocated
+per step. The activated gates (and LSTM cells and their tanh, GRU's recurrent n part) stay in a
+hidden workspace output for backward, which runs the steps in reverse with the same per-step
+pattern and then forms every weight gradient with one GEMM over all steps. ``p`` drops layer
+outputs between layers in training (inverted dropout, the device's seeded generator).
+
+Threads: BLAS runs single-threaded inside the operator (small dependent products), and the
+operator uses the cores itself -- a unidirectional stack as a pipeline of layers (layer l + 1
+starts a chunk as soon as layer l has finished it), the two directions of a bidirectional layer
+side by side. Results do not depend on thread timing.
+
+MXNet 1.9.1 differences: ``projection_size`` and ``use_sequence_length`` raise ParamError
+(MXNet's CPU operator fails on the first and ignores the lengths of the second); LSTM state
+clipping is applied (MXNet's CPU operator accepts and ignores it; cuDNN clips).
 """
 from __future__ import annotations
 

@@ -131,3 +131,51 @@ def test_bad_input():
     tolerant = mx.model.FeedForward(mlp(), num_epoch=1, arg_params=extra,
                                     allow_extra_params=True)
     assert sorted(tolerant.arg_params) == sorted(PARAMS)
+
+
+class TwoLengths(mx.io.DataIter):
+    """Token sequences of length 6 and 3 (bucket keys); label: is token 1 in the sequence."""
+
+    def __init__(self, n_batches, seed):
+        super().__init__(10)
+        rng = np.random.RandomState(seed)
+        self.batches = []
+        for k in range(n_batches):
+            length = (6, 3)[k % 2]
+            x = rng.randint(0, 4, (10, length))
+            self.batches.append(mx.io.DataBatch(
+                [mx.nd.array(x)], [mx.nd.array((x == 1).any(axis=1))], bucket_key=length,
+                provide_data=[mx.io.DataDesc("data", x.shape)],
+                provide_label=[mx.io.DataDesc("softmax_label", (10,))]))
+        self.default_bucket_key = 6
+        self.provide_data = [mx.io.DataDesc("data", (10, 6))]
+        self.provide_label = [mx.io.DataDesc("softmax_label", (10,))]
+        self.cursor = 0
+
+    def reset(self):
+        self.cursor = 0
+
+    def next(self):
+        if self.cursor == len(self.batches):
+            raise StopIteration
+        self.cursor += 1
+        return self.batches[self.cursor - 1]
+
+
+def test_sym_gen_trains_through_buckets():
+    def sym_gen(length):
+        net = mx.sym.Embedding(mx.sym.var("data"), input_dim=4, output_dim=8, name="embed")
+        net = mx.sym.max(mx.sym.FullyConnected(net, num_hidden=8, flatten=False, name="step"),
+                         axis=1)
+        net = mx.sym.FullyConnected(mx.sym.relu(net), num_hidden=2, name="out")
+        return mx.sym.SoftmaxOutput(net, name="softmax")
+
+    model = mx.model.FeedForward(sym_gen, num_epoch=20, initializer=mx.init.Xavier(),
+                                 optimizer="adam", learning_rate=0.05)
+    train = TwoLengths(20, seed=0)
+    model.fit(train)
+    assert model.symbol.list_arguments()[0] == "data"       # the default bucket's symbol
+    assert model.score(TwoLengths(10, seed=1)) >= 0.9
+    with pytest.raises(HybridNetError, match="needs a default_bucket_key"):
+        plain = mx.io.NDArrayIter(np.zeros((10, 6)), np.zeros(10), batch_size=5)
+        mx.model.FeedForward(sym_gen, num_epoch=1).fit(plain)

@@ -304,3 +304,20 @@ def test_bucket_with_other_parameters_is_refused():
     with pytest.raises(HybridNetError, match=r"bucket 4.s parameters differ .*\(extra "
                                              "extra_bias, extra_weight"):
         mod.forward(make_batches(1)[2])
+
+
+def test_force_rebind_for_inference_keeps_the_trained_parameters():
+    mod = bound()
+    mod.init_optimizer(optimizer="sgd", optimizer_params={"learning_rate": 0.5})
+    for batch in make_batches(1):
+        mod.forward_backward(batch)
+        mod.update()
+    trained = {k: v.copy() for k, v in mod.get_params()[0].items()}
+    mod.bind(data_shapes=[("data", (BATCH, KEYS[0]))], for_training=False, force_rebind=True)
+    assert not mod.for_training and list(mod._buckets) == [KEYS[0]]
+    for name, value in mod.get_params()[0].items():
+        assert_almost_equal(value, trained[name])
+    mod.forward(make_batches(1)[1])
+    assert mod.get_outputs()[0].shape == (BATCH, CLASSES)
+    with pytest.raises(mx.base.HybridNetError, match="for_training=False"):
+        mod.backward()

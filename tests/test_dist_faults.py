@@ -8,13 +8,14 @@ import time
 import pytest
 
 from dist_helpers import HEARTBEAT_TIMEOUT as T
-from dist_helpers import Cluster, free_port, wait_listening
+from dist_helpers import Cluster, free_port, load_slack, wait_listening
 
 LIMIT = T + 2.0
 
 
 def _stops_naming(job, dead, t0: float, pattern: str, limit: float = LIMIT) -> None:
     job.wait(limit + 20, [name for name in job.procs if name != dead])
+    limit += load_slack()
     for p in job.procs.values():
         if p.name == dead:
             continue

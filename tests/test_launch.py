@@ -1,4 +1,5 @@
 """``python -m hybridnet.launch``: one job, one fate; secrets never shown; ssh path; netns."""
+import fcntl
 import json
 import os
 import re
@@ -231,6 +232,18 @@ def _sh(*argv):
 def namespaces():
     if not _netns_available():
         pytest.skip("network namespaces (ip netns, root) are not available here")
+    # The bridge, namespaces and addresses are global to the machine: test runs in other
+    # checkouts or sessions take turns (one would delete the other's network mid-job).
+    lock = open("/tmp/hybridnet-netns-test.lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        yield from _namespaces()
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
+
+
+def _namespaces():
     bridge = "hnbr0"
     subprocess.run(["ip", "link", "del", bridge], capture_output=True)
     _sh("ip", "link", "add", bridge, "type", "bridge")

@@ -305,9 +305,9 @@ def worker(framework: str, workload: str, steps: int) -> None:
             step, sync = _module_step(mx, workload)
         else:
             step, sync = _executor_step(mx, workload)
-    for _ in range(WARMUP):
+    for _ in range(WARMUP):     # synced like the timed steps: no run-ahead inflating RSS
         step()
-    sync()
+        sync()
     times, cpu = [], []
     for _ in range(steps):
         t, c = time.perf_counter(), time.process_time()

@@ -298,16 +298,20 @@ def test_storage_pool_reuses_only_buffers_nothing_references():
     assert storage.pooled_bytes() == 0
 
 
-def test_storage_pool_respects_its_limit():
+def test_storage_pool_keeps_at_most_its_limit_of_free_memory():
     from hybridnet.engine import storage
     storage.release_free()
     with mx.test_utils.environment("HYBRIDNET_CPU_POOL_MB", "4"):
-        kept = [storage.empty((1 << 20,), np.float32) for _ in range(3)]   # 4 MB each
-        assert storage.pooled_bytes() <= 4 << 20
-        del kept
+        kept = [storage.empty((1 << 20,), np.float32) for _ in range(3)]   # 4 MB each, in use
+        assert storage.pooled_bytes() == 12 << 20
+        del kept                                                           # 12 MB free
+        big = storage.empty((3 << 20,), np.float32)      # no free buffer fits: a new one,
+        assert storage.pooled_bytes() == (4 + 12) << 20  # after dropping 8 of the free MB
+        del big
+    with mx.test_utils.environment("HYBRIDNET_CPU_POOL_MB", "0"):
+        storage.release_free()
         storage.empty((1 << 20,), np.float32)
-        assert storage.pooled_bytes() <= 4 << 20
-    storage.release_free()
+        assert storage.pooled_bytes() == 0
 
 
 def test_eager_results_stay_correct_when_buffers_are_recycled():

@@ -5,13 +5,14 @@ probabilities, gradients) and frees them when the step's graph goes away. numpy 
 that large from the C library's ``mmap`` and gives it back on free, so every step pays a page
 fault per 4 KB page on first touch: ~70 ms per 80 MB array here -- as long as the kernel that
 writes it. ``empty(shape, dtype)`` keeps buffers of at least ``_MIN_BYTES`` and hands one out
-again once nothing uses it any more.
+again once nothing uses it any more (a free buffer up to twice the size asked for serves
+too, so nearby sizes share buffers).
 
 "Nothing uses it" is decided by reference count: every numpy view of a pooled buffer (views of
 views too -- numpy points ``base`` at the owner) holds a reference to it, and so does anything
 else that can reach its memory (engine tasks capture the arrays they run on). A buffer whose
 only references are the pool's own is free. Free buffers beyond ``HYBRIDNET_CPU_POOL_MB`` are
-dropped, so a changing mix of shapes cannot grow the pool without bound.
+dropped (largest first), so a changing mix of shapes cannot grow the pool without bound.
 """
 from __future__ import annotations
 
@@ -26,15 +27,22 @@ __all__ = ["empty", "pooled_bytes", "release_free"]
 
 _MIN_BYTES = 1 << 20
 _lock = threading.Lock()
-_buckets: dict = {}          # nbytes -> [uint8 buffer, ...]
+_buffers: list = []          # uint8 buffers, ascending by size
 _total = 0
-# references to a free buffer while the loops below look at it: its bucket's list, the loop
-# variable and getrefcount's own argument
-_FREE_REFS = 3
+
+
+def _is_free(i: int) -> bool:
+    # the only references: the pool's list and getrefcount's own argument
+    return sys.getrefcount(_buffers[i]) == 2
 
 
 def empty(shape: tuple, dtype) -> np.ndarray:
-    """An uninitialized numpy array, from a recycled buffer when it is large."""
+    """An uninitialized numpy array, from a recycled buffer when it is large.
+
+    The smallest free buffer of at least the size needed and less than twice it is reused (a
+    prefix of it); otherwise a new one is made and kept, after dropping free buffers while the
+    free bytes would exceed ``HYBRIDNET_CPU_POOL_MB``.
+    """
     dtype = np.dtype(dtype)
     nbytes = dtype.itemsize
     for d in shape:
@@ -43,36 +51,33 @@ def empty(shape: tuple, dtype) -> np.ndarray:
         return np.empty(shape, dtype)
     global _total
     with _lock:
-        bucket = _buckets.get(nbytes)
-        if bucket is None:
-            bucket = _buckets[nbytes] = []
-        for buf in bucket:
-            if sys.getrefcount(buf) == _FREE_REFS:
-                return buf.view(dtype).reshape(shape)
+        for i in range(len(_buffers)):
+            size = _buffers[i].size
+            if size >= 2 * nbytes:
+                break
+            if size >= nbytes and _is_free(i):
+                return _buffers[i][:nbytes].view(dtype).reshape(shape)
         limit = config.get("HYBRIDNET_CPU_POOL_MB") << 20
-        if _total + nbytes > limit:
-            _release_free_locked(limit - nbytes)
+        _release_free_locked(limit)
         buf = np.empty(nbytes, np.uint8)
-        if _total + nbytes <= limit:
-            bucket.append(buf)
+        if limit:
+            _buffers.append(buf)
+            _buffers.sort(key=lambda b: b.size)
             _total += nbytes
         return buf.view(dtype).reshape(shape)
 
 
-def _release_free_locked(target: int) -> None:
-    """Drop free buffers until the pool holds at most ``target`` bytes (or none is free)."""
+def _release_free_locked(keep_free: int) -> None:
+    """Drop free buffers, largest first, until at most ``keep_free`` free bytes remain."""
     global _total
-    for nbytes, bucket in list(_buckets.items()):
-        keep = []
-        for buf in bucket:
-            if _total > target and sys.getrefcount(buf) == _FREE_REFS:
-                _total -= nbytes
-            else:
-                keep.append(buf)
-        if keep:
-            _buckets[nbytes] = keep
-        else:
-            del _buckets[nbytes]
+    free = [i for i in range(len(_buffers)) if _is_free(i)]
+    free_bytes = sum(_buffers[i].size for i in free)
+    for i in reversed(free):
+        if free_bytes <= keep_free:
+            break
+        free_bytes -= _buffers[i].size
+        _total -= _buffers[i].size
+        del _buffers[i]
 
 
 def release_free() -> None:

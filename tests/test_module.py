@@ -183,7 +183,7 @@ def test_fit_learns_and_calls_callbacks():
     seen = {"batch": [], "epoch": [], "eval": [], "eval_batch": 0}
     mod = mx.mod.Module(mlp())
     mod.fit(train, eval_data=val, optimizer="sgd", num_epoch=3,
-            optimizer_params={"learning_rate": 0.1, "momentum": 0.9},
+            optimizer_params={"learning_rate": 0.05, "momentum": 0.9},
             initializer=mx.init.Xavier(),
             batch_end_callback=lambda p: seen["batch"].append((p.epoch, p.nbatch)),
             epoch_end_callback=lambda e, s, a, x: seen["epoch"].append((e, sorted(a))),

@@ -116,3 +116,28 @@ def check_infer_shape(case: OpCase):
     want = want if isinstance(want, (list, tuple)) else [want]
     n_vis = len(op.output_names(p))
     assert [tuple(s) for s in out_shapes[:n_vis]] == [np.asarray(w).shape for w in want]
+
+
+def table_tests(cases: list) -> tuple:
+    """The three tests every operator table gets, parametrized over ``cases``:
+    ``test_forward``, ``test_gradient`` (the cases with ``grad=True``) and ``test_infer_shape``.
+
+    A test module binds them to its own names so pytest collects them there::
+
+        test_forward, test_gradient, test_infer_shape = table_tests(CASES)
+    """
+    import pytest
+
+    @pytest.mark.parametrize("case", cases, ids=str)
+    def test_forward(case):
+        check_forward(case)
+
+    @pytest.mark.parametrize("case", [c for c in cases if c.grad], ids=str)
+    def test_gradient(case):
+        check_gradient(case)
+
+    @pytest.mark.parametrize("case", cases, ids=str)
+    def test_infer_shape(case):
+        check_infer_shape(case)
+
+    return test_forward, test_gradient, test_infer_shape

@@ -7,7 +7,7 @@ import pytest
 import hybridnet as mx
 from hybridnet.base import ParamError, ShapeError
 from hybridnet.ops import get_op
-from op_harness import OpCase, check_forward, check_gradient, check_infer_shape
+from op_harness import OpCase, table_tests
 
 _ERF = np.vectorize(math.erf)
 _SELU_A, _SELU_L = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
@@ -69,22 +69,9 @@ CASES = [
            id="LeakyReLU-rrelu-inference"),
 ]
 
-GRAD_CASES = [c for c in CASES if c.grad]
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_forward(case):
-    check_forward(case)
-
-
-@pytest.mark.parametrize("case", GRAD_CASES, ids=str)
-def test_gradient(case):
-    check_gradient(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_infer_shape(case):
-    check_infer_shape(case)
+test_forward, test_gradient, test_infer_shape = table_tests(CASES)
 
 
 def test_prelu_gamma_shape_is_inferred_from_the_channel_axis():

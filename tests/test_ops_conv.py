@@ -10,7 +10,7 @@ from hybridnet.ops import get_op
 from hybridnet.ops.kernels import im2col as i2c
 from hybridnet.ops.nn import convolution as conv_mod
 from hybridnet.ops.registry import OpContext
-from op_harness import OpCase, check_forward, check_gradient, check_infer_shape
+from op_harness import OpCase, table_tests
 
 
 # ---- plain references -----------------------------------------------------------------------
@@ -117,19 +117,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_forward(case):
-    check_forward(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_gradient(case):
-    check_gradient(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_infer_shape(case):
-    check_infer_shape(case)
+test_forward, test_gradient, test_infer_shape = table_tests(CASES)
 
 
 # ---- full gradients: every element against finite differences of the reference ------------

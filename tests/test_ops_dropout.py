@@ -5,7 +5,7 @@ import pytest
 import hybridnet as mx
 from hybridnet.base import ParamError, ShapeError
 from hybridnet.ops import get_op, resource
-from op_harness import OpCase, check_forward, check_gradient, check_infer_shape
+from op_harness import OpCase, table_tests
 
 
 def _identity(x, **_):
@@ -20,22 +20,9 @@ CASES = [
     OpCase("Dropout", [(4, 5)], {"p": 0.0}, _identity, id="Dropout-p0"),
     OpCase("Dropout", [(3, 4)], {"p": 0.0, "mode": "always"}, _identity, id="Dropout-p0-always"),
 ]
-GRAD_CASES = [c for c in CASES if c.grad]
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_forward(case):
-    check_forward(case)
-
-
-@pytest.mark.parametrize("case", GRAD_CASES, ids=str)
-def test_gradient(case):
-    check_gradient(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_infer_shape(case):
-    check_infer_shape(case)
+test_forward, test_gradient, test_infer_shape = table_tests(CASES)
 
 
 def _train(x, **params):

@@ -6,7 +6,7 @@ import hybridnet as mx
 from hybridnet.base import DTypeError, HybridNetError, ParamError, ShapeError
 from hybridnet.ops import get_op
 from hybridnet.ops.kernels.scatter import scatter_add_rows, scatter_add_rows_reference
-from op_harness import OpCase, check_forward, check_gradient, check_infer_shape
+from op_harness import OpCase, table_tests
 
 
 def _ref_embedding(data, weight, input_dim, output_dim, **_):
@@ -33,19 +33,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_forward(case):
-    check_forward(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_gradient(case):
-    check_gradient(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_infer_shape(case):
-    check_infer_shape(case)
+test_forward, test_gradient, test_infer_shape = table_tests(CASES)
 
 
 def test_weight_gradient_accumulates_repeated_indices():

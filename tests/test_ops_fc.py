@@ -7,7 +7,7 @@ import hybridnet as mx
 from hybridnet.base import ParamError, ShapeError
 from hybridnet.ops import get_op
 from hybridnet.ops.registry import OpContext
-from op_harness import OpCase, check_forward, check_gradient, check_infer_shape
+from op_harness import OpCase, table_tests
 
 
 def fc_ref(x, w, b=None, *, num_hidden, no_bias=False, flatten=True):
@@ -39,19 +39,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_forward(case):
-    check_forward(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_gradient(case):
-    check_gradient(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_infer_shape(case):
-    check_infer_shape(case)
+test_forward, test_gradient, test_infer_shape = table_tests(CASES)
 
 
 def _backward(params, arrays, head, req, init=None):

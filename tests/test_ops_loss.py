@@ -10,7 +10,7 @@ import pytest
 import hybridnet as mx
 from hybridnet.base import ParamError, ShapeError
 from hybridnet.ops import get_op
-from op_harness import OpCase, check_forward, check_gradient, check_infer_shape
+from op_harness import OpCase, table_tests
 
 
 def _softmax(x, axis=-1):
@@ -68,22 +68,9 @@ CASES = [
     OpCase("smooth_l1", [(4, 5)], {}, _ref_smooth_l1, id="smooth_l1"),
     OpCase("smooth_l1", [(4, 5)], {"scalar": 2.0}, _ref_smooth_l1, id="smooth_l1-sigma2"),
 ]
-GRAD_CASES = [c for c in CASES if c.grad]
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_forward(case):
-    check_forward(case)
-
-
-@pytest.mark.parametrize("case", GRAD_CASES, ids=str)
-def test_gradient(case):
-    check_gradient(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_infer_shape(case):
-    check_infer_shape(case)
+test_forward, test_gradient, test_infer_shape = table_tests(CASES)
 
 
 # ---- loss-head gradients against finite differences of the loss they stand for --------------

@@ -7,7 +7,7 @@ from hybridnet.base import ParamError, ShapeError
 from hybridnet.ops import get_op
 from hybridnet.ops.kernels import batchnorm as bn_kernels
 from hybridnet.ops.kernels import lrn as lrn_kernels
-from op_harness import OpCase, check_forward, check_gradient, check_infer_shape
+from op_harness import OpCase, table_tests
 
 
 def _pos_last_two(rng, i, shape):
@@ -112,22 +112,9 @@ CASES = [
            _ref_lrn, id="LRN-even"),
     OpCase("LRN", [(2, 7, 4)], {"nsize": 5, "alpha": 2.0}, _ref_lrn, id="LRN-5-3d"),
 ]
-GRAD_CASES = [c for c in CASES if c.grad]
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_forward(case):
-    check_forward(case)
-
-
-@pytest.mark.parametrize("case", GRAD_CASES, ids=str)
-def test_gradient(case):
-    check_gradient(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_infer_shape(case):
-    check_infer_shape(case)
+test_forward, test_gradient, test_infer_shape = table_tests(CASES)
 
 
 # ---- BatchNorm in training mode ---------------------------------------------------------------

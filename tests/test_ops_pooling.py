@@ -12,7 +12,7 @@ from hybridnet.ops import get_op
 from hybridnet.ops.kernels import pooling as kern
 from hybridnet.ops.nn.pooling import pool_geometry
 from hybridnet.ops.registry import OpContext
-from op_harness import OpCase, check_forward, check_gradient, check_infer_shape
+from op_harness import OpCase, table_tests
 
 
 def pool_ref(x, *, kernel=(), pool_type="max", global_pool=False, pooling_convention="valid",
@@ -104,19 +104,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_forward(case):
-    check_forward(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_gradient(case):
-    check_gradient(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_infer_shape(case):
-    check_infer_shape(case)
+test_forward, test_gradient, test_infer_shape = table_tests(CASES)
 
 
 def test_full_convention_with_empty_windows_gives_mxnets_values():

@@ -16,7 +16,7 @@ from hybridnet.ops.kernels import rnn as rnn_kernels
 from hybridnet.ops.nn.rnn import rnn_param_size
 from hybridnet.ops.registry import OpContext
 from hybridnet.test_utils import assert_almost_equal, check_numeric_gradient
-from op_harness import OpCase, check_forward, check_gradient, check_infer_shape
+from op_harness import OpCase, table_tests
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 
@@ -101,19 +101,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_forward(case):
-    check_forward(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_gradient(case):
-    check_gradient(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_infer_shape(case):
-    check_infer_shape(case)
+test_forward, test_gradient, test_infer_shape = table_tests(CASES)
 
 
 # ---- MXNet 1.9.1 ----------------------------------------------------------------------------------

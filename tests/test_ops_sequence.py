@@ -5,7 +5,7 @@ import pytest
 import hybridnet as mx
 from hybridnet.base import HybridNetError, ParamError, ShapeError
 from hybridnet.ops import get_op
-from op_harness import OpCase, check_forward, check_gradient, check_infer_shape
+from op_harness import OpCase, table_tests
 
 
 def _tm(x, axis):
@@ -60,19 +60,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_forward(case):
-    check_forward(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_gradient(case):
-    check_gradient(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_infer_shape(case):
-    check_infer_shape(case)
+test_forward, test_gradient, test_infer_shape = table_tests(CASES)
 
 
 def test_inputs_depend_on_use_sequence_length():

@@ -5,7 +5,7 @@ import pytest
 import hybridnet as mx
 from hybridnet.base import DTypeError, ParamError, ShapeError
 from hybridnet.ops import get_op
-from op_harness import OpCase, check_forward, check_gradient, check_infer_shape
+from op_harness import OpCase, table_tests
 
 # MXNet's Reshape table (its docstring's examples plus corner cases), each checked with MXNet
 # 1.9.1; tests/fixtures/ops_core.json carries MXNet's own answers for the same table.
@@ -219,19 +219,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_forward(case):
-    check_forward(case)
-
-
-@pytest.mark.parametrize("case", [c for c in CASES if c.grad], ids=str)
-def test_gradient(case):
-    check_gradient(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_infer_shape(case):
-    check_infer_shape(case)
+test_forward, test_gradient, test_infer_shape = table_tests(CASES)
 
 
 # ---- MXNet behaviours ----------------------------------------------------------------------

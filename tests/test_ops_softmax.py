@@ -7,7 +7,7 @@ from hybridnet.base import DTypeError, HybridNetError, ParamError, ShapeError
 from hybridnet.ops import get_op
 from hybridnet.ops.nn.softmax import softmax_into
 from hybridnet.ops.registry import OpContext
-from op_harness import OpCase, check_forward, check_gradient, check_infer_shape
+from op_harness import OpCase, table_tests
 
 
 def _np_softmax(x, axis=-1, temperature=None):
@@ -76,19 +76,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_forward(case):
-    check_forward(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_gradient(case):
-    check_gradient(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_infer_shape(case):
-    check_infer_shape(case)
+test_forward, test_gradient, test_infer_shape = table_tests(CASES)
 
 
 def test_output_dtype_follows_the_dtype_parameter():

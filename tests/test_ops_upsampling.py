@@ -6,7 +6,7 @@ import pytest
 import hybridnet as mx
 from hybridnet.base import ParamError, ShapeError
 from hybridnet.ops import get_op
-from op_harness import OpCase, check_forward, check_gradient, check_infer_shape
+from op_harness import OpCase, table_tests
 
 
 def nearest_ref(*xs, scale, multi_input_mode="concat", **_):
@@ -58,19 +58,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_forward(case):
-    check_forward(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_gradient(case):
-    check_gradient(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_infer_shape(case):
-    check_infer_shape(case)
+test_forward, test_gradient, test_infer_shape = table_tests(CASES)
 
 
 def test_nearest_gradient_sums_each_block_back_to_its_input():

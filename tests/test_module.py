@@ -2,6 +2,7 @@
 fit/score/predict, data parallelism, reshape, early stopping and bad input."""
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -495,3 +496,23 @@ def test_group2ctxs_across_devices_is_refused_clearly():
         mod.bind(data_shapes=[("data", (BATCH, 1, 6, 6))])
     same = mx.mod.Module(net, group2ctxs=[{"dev1": mx.cpu(0)}])
     same.bind(data_shapes=[("data", (BATCH, 1, 6, 6))])
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_fit_draws_a_progress_bar_on_a_terminal_at_info(monkeypatch, caplog):
+    pytest.importorskip("tqdm")
+    train, _ = digits_iters()
+    screen = _Terminal()
+    monkeypatch.setattr(sys, "stderr", screen)
+    caplog.set_level(logging.INFO)
+    mx.mod.Module(mlp()).fit(train, num_epoch=2, optimizer_params={"learning_rate": 0.05})
+    bars = screen.getvalue()
+    assert "Epoch[0]" in bars and "Epoch[1]" in bars and "6batch" in bars.replace(" ", "")
+    caplog.set_level(logging.WARNING)        # below INFO (as in CI logs): no bar at all
+    screen.truncate(0)
+    mx.mod.Module(mlp()).fit(train, num_epoch=1, optimizer_params={"learning_rate": 0.05})
+    assert screen.getvalue() == ""

@@ -30,7 +30,7 @@ import numpy as np
 
 from .. import metric as _metric
 from ..base import HybridNetError
-from ..callback import StopTraining, run_callbacks
+from ..callback import StopTraining, auto_progress_bar, run_callbacks
 from ..initializer import Uniform
 from ..initializer import create as _create_init
 from ..io.base import DataBatch, DataDesc, DataIter
@@ -254,33 +254,41 @@ class BaseModule:
         if validation_metric is None:
             validation_metric = eval_metric
         eval_metric = _metric.create(eval_metric)
-
-        for epoch in range(begin_epoch, num_epoch):
-            tic = time.time()
-            stop = self._fit_epoch(epoch, train_data, eval_metric, batch_end_callback,
-                                   monitor, sparse_row_id_fn)
-            for name, val in eval_metric.get_global_name_value():
-                self.logger.info("Epoch[%d] Train-%s=%f", epoch, name, val)
-            self.logger.info("Epoch[%d] Time cost=%.3f", epoch, time.time() - tic)
-            # sync parameters across devices (aux states are averaged)
-            arg_params_, aux_params_ = self.get_params()
-            self.set_params(arg_params_, aux_params_)
-            if epoch_end_callback is not None:
-                signal = run_callbacks(epoch_end_callback, epoch, self.symbol, arg_params_,
-                                       aux_params_)
-                stop = stop or signal
-            if eval_data:
-                res = self.score(eval_data, validation_metric,
-                                 score_end_callback=eval_end_callback,
-                                 batch_end_callback=eval_batch_end_callback, epoch=epoch)
-                for name, val in res:
-                    self.logger.info("Epoch[%d] Validation-%s=%f", epoch, name, val)
-                stop = stop or self._score_stop
-            train_data.reset()
-            if stop is not None:
-                self.logger.info("Epoch[%d] Stopping training early%s", epoch,
-                                 f": {stop.reason}" if stop.reason else "")
-                return
+        # A tqdm bar per epoch when logging at INFO on a terminal (never in logs or CI).
+        bar = auto_progress_bar(self.logger)
+        if bar is not None:
+            batch_end_callback = [bar] + (_as_list(batch_end_callback)
+                                          if batch_end_callback is not None else [])
+        try:
+            for epoch in range(begin_epoch, num_epoch):
+                tic = time.time()
+                stop = self._fit_epoch(epoch, train_data, eval_metric, batch_end_callback,
+                                       monitor, sparse_row_id_fn)
+                for name, val in eval_metric.get_global_name_value():
+                    self.logger.info("Epoch[%d] Train-%s=%f", epoch, name, val)
+                self.logger.info("Epoch[%d] Time cost=%.3f", epoch, time.time() - tic)
+                # sync parameters across devices (aux states are averaged)
+                arg_params_, aux_params_ = self.get_params()
+                self.set_params(arg_params_, aux_params_)
+                if epoch_end_callback is not None:
+                    signal = run_callbacks(epoch_end_callback, epoch, self.symbol, arg_params_,
+                                           aux_params_)
+                    stop = stop or signal
+                if eval_data:
+                    res = self.score(eval_data, validation_metric,
+                                     score_end_callback=eval_end_callback,
+                                     batch_end_callback=eval_batch_end_callback, epoch=epoch)
+                    for name, val in res:
+                        self.logger.info("Epoch[%d] Validation-%s=%f", epoch, name, val)
+                    stop = stop or self._score_stop
+                train_data.reset()
+                if stop is not None:
+                    self.logger.info("Epoch[%d] Stopping training early%s", epoch,
+                                     f": {stop.reason}" if stop.reason else "")
+                    return
+        finally:
+            if bar is not None:
+                bar.close()
 
     def _fit_epoch(self, epoch: int, train_data, eval_metric, batch_end_callback, monitor,
                    sparse_row_id_fn) -> StopTraining | None:

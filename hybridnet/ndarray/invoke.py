@@ -19,6 +19,7 @@ from ..engine import engine as _engine_mod
 from ..base import HybridNetError, ShapeError, shape_str
 from ..context import Context, current_context
 from ..engine import get_engine
+from ..engine.storage import _MIN_BYTES as _POOL_MIN_BYTES
 from ..engine.storage import empty as _pooled_empty
 from ..ops import resource
 from ..ops.registry import OpDef, Params, list_ops
@@ -42,7 +43,7 @@ def inline_limit(size: int | None = None) -> int:
 class _Plan:
     """Everything about one eager call that does not depend on the values."""
     __slots__ = ("ctx", "xp", "octx", "out_specs", "n_visible", "n_aux", "inline", "rng_var",
-                 "forward", "name", "mutates_aux", "simple")
+                 "forward", "name", "mutates_aux", "simple", "empty")
 
     def __init__(self, op: OpDef, p: Params, inputs: list, ctx: Context):
         n_aux = len(op.aux_names(p))
@@ -70,6 +71,15 @@ class _Plan:
         self.name = op.name
         self.mutates_aux = op.mutates_aux
         self.simple = len(self.out_specs) == 1 and n_aux == 0 and self.rng_var is None
+        # The output allocator, chosen once: host arrays too small for the recycling pool
+        # skip its bookkeeping (it matters at a few microseconds per tiny op).
+        largest = max((s_size(s) * np.dtype(t).itemsize for s, t in self.out_specs), default=0)
+        if self.xp is not np:
+            self.empty = self.xp.empty
+        elif largest < _POOL_MIN_BYTES:
+            self.empty = np.empty
+        else:
+            self.empty = _pooled_empty
 
 
 def s_size(shape) -> int:
@@ -131,11 +141,14 @@ def invoke(op: OpDef, inputs: list, p: Params, out=None, ctx: Context | None = N
     if n == 1:
         d = inputs[0]._data
         plan = op._eager_plans.get((p, ctx, d.shape, d.dtype))
+        in_data = [d]
     elif n == 2:
         d, e = inputs[0]._data, inputs[1]._data
         plan = op._eager_plans.get((p, ctx, d.shape, d.dtype, e.shape, e.dtype))
+        in_data = [d, e]
     else:
         plan = None
+        in_data = [x._data for x in inputs]
     if plan is None:
         plan = _plan_for(op, p, inputs, ctx)
     if n > 1:
@@ -146,18 +159,17 @@ def invoke(op: OpDef, inputs: list, p: Params, out=None, ctx: Context | None = N
     if plan.simple and out is None and not hidden:
         # the common case (one output, no aux, not random), written out for speed
         shape, dtype = plan.out_specs[0]
-        data = (_pooled_empty if plan.xp is np else plan.xp.empty)(shape, dtype)
+        data = plan.empty(shape, dtype)
         result = NDArray(data, ctx)
         is_train = autograd._state.training
         (_engine_mod._engine or get_engine()).push(
-            partial(plan.forward, plan.octx, p, [x._data for x in inputs], _NO_AUX, [data],
-                    is_train),
+            partial(plan.forward, plan.octx, p, in_data, _NO_AUX, [data], is_train),
             [x._var for x in inputs], [result._var], ctx, "normal", 0, plan.name, plan.inline)
         if autograd._state.recording:
             autograd._record(op, p, inputs, (), [result], is_train)
         return result
     if out is None:
-        empty = _pooled_empty if plan.xp is np else plan.xp.empty
+        empty = plan.empty
         outputs = [NDArray(empty(s, t), ctx) for s, t in plan.out_specs]
     else:
         nv = len(plan.out_specs) if hidden else plan.n_visible

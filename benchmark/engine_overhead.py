@@ -1,8 +1,8 @@
 """Per-op overhead of the eager path: a tiny op (c = a + b on 10 floats) and a 1000-op chain.
 
 Prints microseconds per op (wall and CPU time, best of 5) for hybridnet, numpy, and -- when
-available in the same run -- real MXNet 1.9.1 (run in its own venv: HYBRIDNET_MXNET_PYTHON, default /tmp/mxref/bin/python)
-and PyTorch, each in a subprocess so they do not share an interpreter.
+available in the same run -- real MXNet 1.9.1 (run in its own venv: HYBRIDNET_MXNET_PYTHON,
+default /tmp/mxref/bin/python) and PyTorch, each in a subprocess so they share no interpreter.
 
     python benchmark/engine_overhead.py
 """
@@ -13,6 +13,8 @@ import os
 import subprocess
 import sys
 import textwrap
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 _SNIPPETS = {
     "hybridnet": """
@@ -83,7 +85,7 @@ def _run(name: str, python: str) -> dict | None:
     env = dict(os.environ, OMP_NUM_THREADS="2")
     try:
         out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=600,
-                             env=env, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                             env=env, cwd=ROOT)
     except (OSError, subprocess.TimeoutExpired) as err:
         print(f"  {name}: not measured ({err})", file=sys.stderr)
         return None
@@ -103,8 +105,8 @@ def main() -> None:
           f"{'CPU (us/op)':>12}")
     for name, r in results.items():
         if r:
-            print(f"{name:<10} {r['tiny_us']:>13.2f} {r['tiny_cpu_us']:>9.2f} {r['chain_us']:>22.2f} "
-                  f"{r['chain_cpu_us']:>12.2f}")
+            print(f"{name:<10} {r['tiny_us']:>13.2f} {r['tiny_cpu_us']:>9.2f} "
+                  f"{r['chain_us']:>22.2f} {r['chain_cpu_us']:>12.2f}")
     hn, mx_ = results.get("hybridnet"), results.get("mxnet")
     if hn and mx_:
         print(f"\nhybridnet / MXNet: tiny {hn['tiny_us'] / mx_['tiny_us']:.2f}x, "

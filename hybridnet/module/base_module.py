@@ -381,30 +381,41 @@ class BaseModule:
         """The symbol this module runs."""
         return self._symbol
 
+    # The defaults below read the attributes a subclass sets in __init__ / bind
+    # (_data_names, _label_names, _output_names, _data_shapes, _label_shapes, _output_shapes);
+    # modules that delegate to inner modules override them.
     @property
     def data_names(self) -> list:
         """Names of the data inputs."""
-        raise NotImplementedError
+        return self._data_names
+
+    @property
+    def label_names(self) -> list:
+        """Names of the label inputs."""
+        return self._label_names
 
     @property
     def output_names(self) -> list:
         """Names of the outputs."""
-        raise NotImplementedError
+        return self._output_names
 
     @property
     def data_shapes(self) -> list:
         """DataDescs of the bound data inputs."""
-        raise NotImplementedError
+        self._require("data_shapes", "binded")
+        return self._data_shapes
 
     @property
     def label_shapes(self):
         """DataDescs of the bound labels (None when bound without labels)."""
-        raise NotImplementedError
+        self._require("label_shapes", "binded")
+        return self._label_shapes
 
     @property
     def output_shapes(self) -> list:
         """``[(name, shape)]`` of the outputs."""
-        raise NotImplementedError
+        self._require("output_shapes", "binded")
+        return self._output_shapes
 
     def bind(self, data_shapes, label_shapes=None, for_training=True, inputs_need_grad=False,
              force_rebind=False, shared_module=None, grad_req="write"):

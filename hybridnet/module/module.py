@@ -130,28 +130,6 @@ class Module(BaseModule):
 
     # ---- properties ---------------------------------------------------------------------------
     @property
-    def data_names(self) -> list:
-        return self._data_names
-
-    @property
-    def label_names(self) -> list:
-        return self._label_names
-
-    @property
-    def output_names(self) -> list:
-        return self._output_names
-
-    @property
-    def data_shapes(self) -> list:
-        self._require("data_shapes", "binded")
-        return self._data_shapes
-
-    @property
-    def label_shapes(self):
-        self._require("label_shapes", "binded")
-        return self._label_shapes
-
-    @property
     def output_shapes(self) -> list:
         self._require("output_shapes", "binded")
         return self._exec_group.get_output_shapes()

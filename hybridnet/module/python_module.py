@@ -35,33 +35,6 @@ class PythonModule(BaseModule):
         self._output_names = list(output_names)
         self._data_shapes = self._label_shapes = self._output_shapes = None
 
-    @property
-    def data_names(self) -> list:
-        return self._data_names
-
-    @property
-    def label_names(self):
-        return self._label_names
-
-    @property
-    def output_names(self) -> list:
-        return self._output_names
-
-    @property
-    def data_shapes(self) -> list:
-        self._require("data_shapes", "binded")
-        return self._data_shapes
-
-    @property
-    def label_shapes(self):
-        self._require("label_shapes", "binded")
-        return self._label_shapes
-
-    @property
-    def output_shapes(self) -> list:
-        self._require("output_shapes", "binded")
-        return self._output_shapes
-
     # ---- parameters and optimizer: none ----------------------------------------------------
     def get_params(self):
         """``({}, {})``: a Python module has no parameters."""

@@ -70,11 +70,6 @@ class SequentialModule(BaseModule):
         return self._modules[0].data_shapes
 
     @property
-    def label_shapes(self):
-        self._require("label_shapes", "binded")
-        return self._label_shapes
-
-    @property
     def output_shapes(self) -> list:
         self._require("output_shapes", "binded")
         return self._modules[-1].output_shapes

@@ -194,6 +194,28 @@ def test_chunking_the_batch_gives_the_same_results(case, monkeypatch):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("req", ["write", "add"])
+@pytest.mark.parametrize("case", [CASES[1], CASES[4], CASES[12], CASES[13], CASES[16]],
+                         ids=str)
+def test_batch_split_over_threads_matches_the_serial_pass(case, req, monkeypatch):
+    """conv_pass's threaded batch slices (forced on for these small shapes, 3 slices of 5
+    samples) give the serial pass's outputs and gradients, for req 'write' and 'add'."""
+    rng = np.random.RandomState(6)
+    arrays = [rng.standard_normal((5,) + a.shape[1:]).astype(np.float32) if i == 0 else a
+              for i, a in enumerate(case.arrays())]
+    y, _ = _run_backward(case.op, case.params, arrays, None, "null")
+    head = rng.standard_normal(y.shape).astype(np.float32)
+    start = [rng.standard_normal(a.shape).astype(np.float32) for a in arrays]
+    monkeypatch.setattr(conv_mod, "policy_threads", lambda: 1)
+    serial = _run_backward(case.op, case.params, arrays, head, req, init=start)
+    monkeypatch.setattr(conv_mod, "policy_threads", lambda: 3)
+    monkeypatch.setattr(conv_mod, "SPLIT_MIN_BYTES", 0)
+    split = _run_backward(case.op, case.params, arrays, head, req, init=start)
+    np.testing.assert_allclose(split[0], serial[0], rtol=1e-5, atol=1e-5)
+    for a, b in zip(split[1], serial[1]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
 def test_numba_im2col_col2im_match_the_slicing_versions():
     rng = np.random.RandomState(0)
     checked = 0

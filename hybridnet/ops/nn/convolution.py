@@ -42,10 +42,11 @@ from ..registry import OpDef, assign, register
 __all__ = ["CHUNK_BYTES", "SPLIT_MIN_BYTES", "ConvView", "conv_pass", "conv_pass_serial", "conv_geometry", "deconv_geometry",
            "bias_add", "bias_grad"]
 
-# Bytes of the im2col buffer per batch chunk: a few MB stays in the 32 MB L3 of the machines we
-# measured on (benchmark/ops.py); going bigger makes the im2col writes and the GEMM's reads
-# of them go to DRAM, going much smaller makes the GEMMs too narrow.
-CHUNK_BYTES = 6 << 20
+# Bytes of the im2col buffer per batch chunk (per thread): 1-2 MB took ~10% less CPU time than
+# 6 MB on the AlexNet-R layers with two slice threads sharing the 32 MB L3 (and 1 MB L2 per core)
+# with other busy processes; going bigger sends the im2col writes and the GEMM's reads of them
+# to DRAM, going much smaller makes the GEMMs too narrow.
+CHUNK_BYTES = 2 << 20
 # Below this many bytes of im2col columns for the whole batch a convolution runs on the calling
 # thread alone: starting threads would cost more than it saves.
 SPLIT_MIN_BYTES = 1 << 20

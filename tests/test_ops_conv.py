@@ -1,6 +1,9 @@
 """Convolution and Deconvolution: forward vs plain numpy references, gradients vs finite
 differences, the im2col kernels vs their slicing versions, batch chunking, grad_req 'add',
 shape inference (weights from data, partial shapes) and every parameter / shape error."""
+import multiprocessing
+import os
+
 import numpy as np
 import pytest
 
@@ -214,6 +217,30 @@ def test_batch_split_over_threads_matches_the_serial_pass(case, req, monkeypatch
     np.testing.assert_allclose(split[0], serial[0], rtol=1e-5, atol=1e-5)
     for a, b in zip(split[1], serial[1]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def _split_forward(view, x, w):
+    y = np.empty((x.shape[0], view.filters) + view.out_sp[1:], x.dtype)
+    conv_mod.conv_pass(np, view, x=x, w=w, y=y)
+    return y
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_batch_split_works_in_a_forked_child(monkeypatch):
+    """A child forked after the parent used the slice threads gets its own pool (an inherited
+    pool would believe its idle threads exist and hang)."""
+    monkeypatch.setattr(conv_mod, "policy_threads", lambda: 2)
+    monkeypatch.setattr(conv_mod, "SPLIT_MIN_BYTES", 0)
+    p = get_op("Convolution").parse_params(dict(kernel=(3, 3), num_filter=4))
+    view = conv_mod.conv_geometry(p, (4, 2, 6, 6))
+    rng = np.random.RandomState(7)
+    x = rng.standard_normal((4, 2, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((4, 2, 3, 3)).astype(np.float32)
+    expected = _split_forward(view, x, w)
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        got = pool.apply_async(_split_forward, (view, x, w)).get(timeout=60)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 
 def test_numba_im2col_col2im_match_the_slicing_versions():

@@ -28,6 +28,8 @@ Layouts are MXNet's channel-first NCW / NCHW / NCDHW (channel-last is GPU-only i
 """
 from __future__ import annotations
 
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -39,8 +41,8 @@ from ..kernels.im2col import col2im, im2col
 from ..params import Param
 from ..registry import OpDef, assign, register
 
-__all__ = ["CHUNK_BYTES", "SPLIT_MIN_BYTES", "ConvView", "conv_pass", "conv_pass_serial", "conv_geometry", "deconv_geometry",
-           "bias_add", "bias_grad"]
+__all__ = ["CHUNK_BYTES", "SPLIT_MIN_BYTES", "ConvView", "conv_pass", "conv_pass_serial",
+           "conv_geometry", "deconv_geometry", "bias_add", "bias_grad"]
 
 # Bytes of the im2col buffer per batch chunk (per thread): 1-2 MB took ~10% less CPU time than
 # 6 MB on the AlexNet-R layers with two slice threads sharing the 32 MB L3 (and 1 MB L2 per core)
@@ -51,7 +53,19 @@ CHUNK_BYTES = 2 << 20
 # thread alone: starting threads would cost more than it saves.
 SPLIT_MIN_BYTES = 1 << 20
 
-_slice_pool: list = []       # the ThreadPoolExecutor that runs batch slices, made on first use
+_pool_lock = threading.Lock()
+_slice_pool: dict = {}       # pid -> the ThreadPoolExecutor that runs batch slices
+
+
+def _pool() -> ThreadPoolExecutor:
+    """This process's slice pool (a forked child must not inherit the parent's idle threads)."""
+    pid = os.getpid()
+    pool = _slice_pool.get(pid)
+    if pool is None:
+        with _pool_lock:
+            pool = _slice_pool.setdefault(
+                pid, ThreadPoolExecutor(thread_name_prefix="hybridnet-conv"))
+    return pool
 
 _LAYOUTS = {1: "NCW", 2: "NCHW", 3: "NCDHW"}
 _AXES = {1: "(batch, channel, width)", 2: "(batch, channel, height, width)",
@@ -274,10 +288,8 @@ def conv_pass(xp, view: ConvView, *, x=None, w=None, y=None, dy=None, dx=None, d
                          dw=dw_parts[i], req_y=req_y, req_dx=req_dx,
                          req_dw=req_dw if i == 0 else "write")
 
-    if not _slice_pool:
-        _slice_pool.append(ThreadPoolExecutor(thread_name_prefix="hybridnet-conv"))
     with single_threaded_blas():
-        others = [_slice_pool[0].submit(run, i) for i in range(1, n_slices)]
+        others = [_pool().submit(run, i) for i in range(1, n_slices)]
         try:
             run(0)
         finally:

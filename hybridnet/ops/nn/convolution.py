@@ -20,8 +20,9 @@ With more than one BLAS thread allowed (``engine.blas.policy_threads()``), ``con
 the batch into that many slices and runs each slice's chunks on its own thread with a
 single-threaded BLAS: the im2col/col2im kernels release the GIL, so they run in parallel too,
 and one-thread GEMMs on these narrow matrices waste no time synchronising BLAS threads
-(AlexNet-R layers: ~3x faster on a busy 2-core machine, see benchmark/ops.py conv_pool). Each
-slice's weight gradient goes to its own buffer and the buffers are summed at the end.
+(AlexNet-R layers, 2 cores: 1.3-2x faster than one pass with two BLAS threads, 2-5x when other
+programs keep the cores busy; benchmark/ops.py conv_pool). Each slice's weight gradient goes
+to its own buffer and the buffers are summed at the end.
 
 Layouts are MXNet's channel-first NCW / NCHW / NCDHW (channel-last is GPU-only in MXNet too).
 ``workspace``, ``cudnn_tune`` and ``cudnn_off`` are accepted and ignored.

@@ -1,9 +1,6 @@
 """Convolution and Deconvolution: forward vs plain numpy references, gradients vs finite
 differences, the im2col kernels vs their slicing versions, batch chunking, grad_req 'add',
 shape inference (weights from data, partial shapes) and every parameter / shape error."""
-import multiprocessing
-import os
-
 import numpy as np
 import pytest
 
@@ -195,52 +192,6 @@ def test_chunking_the_batch_gives_the_same_results(case, monkeypatch):
     np.testing.assert_allclose(chunked[0], whole[0], rtol=1e-5, atol=1e-5)
     for a, b in zip(chunked[1], whole[1]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.parametrize("req", ["write", "add"])
-@pytest.mark.parametrize("case", [CASES[1], CASES[4], CASES[12], CASES[13], CASES[16]],
-                         ids=str)
-def test_batch_split_over_threads_matches_the_serial_pass(case, req, monkeypatch):
-    """conv_pass's threaded batch slices (forced on for these small shapes, 3 slices of 5
-    samples) give the serial pass's outputs and gradients, for req 'write' and 'add'."""
-    rng = np.random.RandomState(6)
-    arrays = [rng.standard_normal((5,) + a.shape[1:]).astype(np.float32) if i == 0 else a
-              for i, a in enumerate(case.arrays())]
-    y, _ = _run_backward(case.op, case.params, arrays, None, "null")
-    head = rng.standard_normal(y.shape).astype(np.float32)
-    start = [rng.standard_normal(a.shape).astype(np.float32) for a in arrays]
-    monkeypatch.setattr(conv_mod, "policy_threads", lambda: 1)
-    serial = _run_backward(case.op, case.params, arrays, head, req, init=start)
-    monkeypatch.setattr(conv_mod, "policy_threads", lambda: 3)
-    monkeypatch.setattr(conv_mod, "SPLIT_MIN_BYTES", 0)
-    split = _run_backward(case.op, case.params, arrays, head, req, init=start)
-    np.testing.assert_allclose(split[0], serial[0], rtol=1e-5, atol=1e-5)
-    for a, b in zip(split[1], serial[1]):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
-
-
-def _split_forward(view, x, w):
-    y = np.empty((x.shape[0], view.filters) + view.out_sp[1:], x.dtype)
-    conv_mod.conv_pass(np, view, x=x, w=w, y=y)
-    return y
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_batch_split_works_in_a_forked_child(monkeypatch):
-    """A child forked after the parent used the slice threads gets its own pool (an inherited
-    pool would believe its idle threads exist and hang)."""
-    monkeypatch.setattr(conv_mod, "policy_threads", lambda: 2)
-    monkeypatch.setattr(conv_mod, "SPLIT_MIN_BYTES", 0)
-    p = get_op("Convolution").parse_params(dict(kernel=(3, 3), num_filter=4))
-    view = conv_mod.conv_geometry(p, (4, 2, 6, 6))
-    rng = np.random.RandomState(7)
-    x = rng.standard_normal((4, 2, 6, 6)).astype(np.float32)
-    w = rng.standard_normal((4, 2, 3, 3)).astype(np.float32)
-    expected = _split_forward(view, x, w)
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(1) as pool:
-        got = pool.apply_async(_split_forward, (view, x, w)).get(timeout=60)
-    np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 
 def test_numba_im2col_col2im_match_the_slicing_versions():

@@ -16,57 +16,26 @@ Each product is one large GEMM per group over a chunk of the batch: ``col`` has 
 its columns (see kernels/im2col.py) and chunks are sized to keep ``col`` in the last-level
 cache (``CHUNK_BYTES``), where writing it and reading it back in the GEMM are cheapest.
 
-With more than one BLAS thread allowed (``engine.blas.policy_threads()``), ``conv_pass`` splits
-the batch into that many slices and runs each slice's chunks on its own thread with a
-single-threaded BLAS: the im2col/col2im kernels release the GIL, so they run in parallel too,
-and one-thread GEMMs on these narrow matrices waste no time synchronising BLAS threads
-(AlexNet-R layers, 2 cores: 1.3-2x faster than one pass with two BLAS threads, 2-5x when other
-programs keep the cores busy; benchmark/ops.py conv_pool). Each slice's weight gradient goes
-to its own buffer and the buffers are summed at the end.
-
 Layouts are MXNet's channel-first NCW / NCHW / NCDHW (channel-last is GPU-only in MXNet too).
 ``workspace``, ``cudnn_tune`` and ``cudnn_off`` are accepted and ignored.
 """
 from __future__ import annotations
 
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
 from ...base import ParamError, ShapeError, shape_str
-from ...engine.blas import policy_threads
-from ..kernels.blas_threads import single_threaded_blas
 from ..kernels.im2col import col2im, im2col
 from ..params import Param
 from ..registry import OpDef, assign, register
 
-__all__ = ["CHUNK_BYTES", "SPLIT_MIN_BYTES", "ConvView", "conv_pass", "conv_pass_serial",
-           "conv_geometry", "deconv_geometry", "bias_add", "bias_grad"]
+__all__ = ["CHUNK_BYTES", "ConvView", "conv_pass", "conv_geometry", "deconv_geometry",
+           "bias_add", "bias_grad"]
 
-# Bytes of the im2col buffer per batch chunk (per thread): 1-2 MB took ~10% less CPU time than
-# 6 MB on the AlexNet-R layers with two slice threads sharing the 32 MB L3 (and 1 MB L2 per core)
-# with other busy processes; going bigger sends the im2col writes and the GEMM's reads of them
-# to DRAM, going much smaller makes the GEMMs too narrow.
+# Bytes of the im2col buffer per batch chunk: 2 MB took ~20% less time than 6 MB on the
+# AlexNet-R layers (benchmark/ops.py timing, in-process A/B) with other busy processes sharing
+# the 32 MB L3 (L2 is 1 MB per core); going bigger sends the im2col writes and the GEMM's reads
+# of them to DRAM, going much smaller makes the GEMMs too narrow.
 CHUNK_BYTES = 2 << 20
-# Below this many bytes of im2col columns for the whole batch a convolution runs on the calling
-# thread alone: starting threads would cost more than it saves.
-SPLIT_MIN_BYTES = 1 << 20
-
-_pool_lock = threading.Lock()
-_slice_pool: dict = {}       # pid -> the ThreadPoolExecutor that runs batch slices
-
-
-def _pool() -> ThreadPoolExecutor:
-    """This process's slice pool (a forked child must not inherit the parent's idle threads)."""
-    pid = os.getpid()
-    pool = _slice_pool.get(pid)
-    if pool is None:
-        with _pool_lock:
-            pool = _slice_pool.setdefault(
-                pid, ThreadPoolExecutor(thread_name_prefix="hybridnet-conv"))
-    return pool
 
 _LAYOUTS = {1: "NCW", 2: "NCHW", 3: "NCDHW"}
 _AXES = {1: "(batch, channel, width)", 2: "(batch, channel, height, width)",
@@ -261,51 +230,12 @@ def _scratch(xp, dtype, rows, cols):
 
 def conv_pass(xp, view: ConvView, *, x=None, w=None, y=None, dy=None, dx=None, dw=None,
               req_y="write", req_dx="write", req_dw="write") -> None:
-    """Run the convolution-view products that the given arrays ask for.
+    """Run the convolution-view products that the given arrays ask for, chunk by chunk.
 
     ``y`` (needs ``x``, ``w``): y = conv(x, w).  ``dw`` (needs ``x``, ``dy``): the weight
     gradient.  ``dx`` (needs ``w``, ``dy``): the data gradient. Each honours its req ('write'
-    or 'add'). Arrays come in their natural N-D shapes (any batch size). On the CPU the batch
-    is split over ``policy_threads()`` threads (see the module docstring); ``conv_pass_serial``
-    is the same computation on the calling thread.
+    or 'add'). Arrays come in their natural N-D shapes (any batch size).
     """
-    ref = x if x is not None else dy
-    n_batch = ref.shape[0]
-    col_bytes = n_batch * view.channels * view.ksize * view.npos * ref.dtype.itemsize
-    n_slices = min(policy_threads(), n_batch) if type(ref) is np.ndarray else 1
-    if n_slices <= 1 or col_bytes < SPLIT_MIN_BYTES:
-        conv_pass_serial(xp, view, x=x, w=w, y=y, dy=dy, dx=dx, dw=dw,
-                         req_y=req_y, req_dx=req_dx, req_dw=req_dw)
-        return
-    bounds = [n_batch * i // n_slices for i in range(n_slices + 1)]
-    # slice 0 accumulates into dw itself (honouring req_dw), the others into their own buffers
-    dw_parts = [dw] + [None if dw is None else np.empty(dw.shape, dw.dtype)
-                       for _ in range(n_slices - 1)]
-
-    def run(i):
-        part = slice(bounds[i], bounds[i + 1])
-        cut = lambda a: None if a is None else a[part]   # noqa: E731
-        conv_pass_serial(xp, view, x=cut(x), w=w, y=cut(y), dy=cut(dy), dx=cut(dx),
-                         dw=dw_parts[i], req_y=req_y, req_dx=req_dx,
-                         req_dw=req_dw if i == 0 else "write")
-
-    with single_threaded_blas():
-        others = [_pool().submit(run, i) for i in range(1, n_slices)]
-        try:
-            run(0)
-        finally:
-            for future in others:        # wait for every slice before raising any error
-                future.exception()
-        for future in others:
-            future.result()
-    for part in dw_parts[1:]:
-        if part is not None:
-            dw += part
-
-
-def conv_pass_serial(xp, view: ConvView, *, x=None, w=None, y=None, dy=None, dx=None,
-                     dw=None, req_y="write", req_dx="write", req_dw="write") -> None:
-    """``conv_pass`` on the calling thread: the products chunk by chunk over the batch."""
     n_batch = (x if x is not None else dy).shape[0]
     dtype = (x if x is not None else dy).dtype
     c_, f_, g_ = view.channels, view.filters, view.groups

@@ -31,10 +31,10 @@ from ..registry import OpDef, assign, register
 __all__ = ["CHUNK_BYTES", "ConvView", "conv_pass", "conv_geometry", "deconv_geometry",
            "bias_add", "bias_grad"]
 
-# Bytes of the im2col buffer per batch chunk: 2 MB took ~20% less time than 6 MB on the
-# AlexNet-R layers (benchmark/ops.py timing, in-process A/B) with other busy processes sharing
-# the 32 MB L3 (L2 is 1 MB per core); going bigger sends the im2col writes and the GEMM's reads
-# of them to DRAM, going much smaller makes the GEMMs too narrow.
+# Bytes of the im2col buffer per batch chunk: 2 MB took 0-20% less time than 6 MB on the
+# AlexNet-R layers in in-process A/Bs (the most when other busy processes share the 32 MB L3;
+# L2 is 1 MB per core); going bigger sends the im2col writes and the GEMM's reads of them to
+# DRAM, going much smaller makes the GEMMs too narrow.
 CHUNK_BYTES = 2 << 20
 
 _LAYOUTS = {1: "NCW", 2: "NCHW", 3: "NCDHW"}

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 
 import numpy as np
 
@@ -340,10 +341,28 @@ class BaseModule:
 
     def set_params(self, arg_params, aux_params, allow_missing=False, force_init=True,
                    allow_extra=False):
-        """``set_params(arg_params, aux_params, allow_missing=False, force_init=True, allow_extra=False)``: assign parameter values."""
+        """``set_params(arg_params, aux_params, allow_missing=False, force_init=True, allow_extra=False)``: assign parameter values.
+
+        With ``allow_missing`` the parameters not given keep their values: a module that
+        supports that implements ``_copy_params_in``."""
+        if not allow_missing:
+            self.init_params(initializer=None, arg_params=arg_params, aux_params=aux_params,
+                             allow_missing=False, force_init=force_init,
+                             allow_extra=allow_extra)
+            return
+        if self.params_initialized and not force_init:
+            warnings.warn("Parameters already initialized and force_init=False. set_params "
+                          "call ignored.", stacklevel=2)
+            return
+        self._require("set_params()", "binded")
+        self._copy_params_in(arg_params, aux_params, force_init, allow_extra)
+        self._params_dirty = True
+        self.params_initialized = True
+
+    def _copy_params_in(self, arg_params, aux_params, force_init, allow_extra) -> None:
+        """Copy the given parameters into the bound ones, leaving the others as they are."""
         self.init_params(initializer=None, arg_params=arg_params, aux_params=aux_params,
-                         allow_missing=allow_missing, force_init=force_init,
-                         allow_extra=allow_extra)
+                         allow_missing=True, force_init=force_init, allow_extra=allow_extra)
 
     def save_params(self, fname: str) -> None:
         """Save the parameters to ``fname`` (``arg:``/``aux:`` keys, MXNet's format)."""

@@ -157,23 +157,10 @@ class BucketingModule(BaseModule):
         self._params_dirty = False
         self.params_initialized = True
 
-    def set_params(self, arg_params, aux_params, allow_missing=False, force_init=True,
-                   allow_extra=False) -> None:
-        """As ``Module.set_params``, on the shared parameters."""
-        if not allow_missing:
-            self.init_params(initializer=None, arg_params=arg_params, aux_params=aux_params,
-                             allow_missing=False, force_init=force_init,
-                             allow_extra=allow_extra)
-            return
-        if self.params_initialized and not force_init:
-            warnings.warn("Parameters already initialized and force_init=False. set_params "
-                          "call ignored.", stacklevel=2)
-            return
-        self._require("set_params()", "binded")
+    def _copy_params_in(self, arg_params, aux_params, force_init, allow_extra) -> None:
+        # the buckets share the parameter arrays: copying into the current one sets them all
         self._curr_module.set_params(arg_params, aux_params, allow_missing=True,
                                      force_init=force_init, allow_extra=allow_extra)
-        self._params_dirty = True
-        self.params_initialized = True
 
     def get_states(self, merge_multi_context: bool = True) -> list:
         self._require("get_states()", "binded", "params_initialized")

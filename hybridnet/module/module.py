@@ -198,24 +198,8 @@ class Module(BaseModule):
                                      f"{', '.join(names) or 'none'}); pass allow_extra=True to "
                                      f"ignore them")
 
-    def set_params(self, arg_params, aux_params, allow_missing=False, force_init=True,
-                   allow_extra=False) -> None:
-        """``set_params(arg_params, aux_params, allow_missing=False, force_init=True, allow_extra=False)``: copy parameter values in.
-
-        With ``allow_missing`` the parameters not given keep their values."""
-        if not allow_missing:
-            self.init_params(initializer=None, arg_params=arg_params, aux_params=aux_params,
-                             allow_missing=allow_missing, force_init=force_init,
-                             allow_extra=allow_extra)
-            return
-        if self.params_initialized and not force_init:
-            warnings.warn("Parameters already initialized and force_init=False. set_params "
-                          "call ignored.", stacklevel=2)
-            return
-        self._require("set_params()", "binded")
+    def _copy_params_in(self, arg_params, aux_params, force_init, allow_extra) -> None:
         self._exec_group.set_params(arg_params, aux_params, allow_extra=allow_extra)
-        self._params_dirty = True
-        self.params_initialized = True
 
     def _sync_params_from_devices(self) -> None:
         self._exec_group.get_params(self._arg_params, self._aux_params)

@@ -5,6 +5,7 @@ refuse bad input clearly."""
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -14,19 +15,12 @@ from hybridnet.base import HybridNetError
 from hybridnet.module import ModuleStateError
 from hybridnet.test_utils import assert_almost_equal
 
-VOCAB, CLASSES, BATCH = 6, 3, 8
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "fixtures"))
+from gen_bucketing import BATCH, CLASSES, VOCAB, make_sym_gen  # noqa: E402  (the fixture's network)
+
 KEYS = (12, 8, 4)          # the default (largest) bucket first
-
-
-def sym_gen(seq_len):
-    """Embed each token, a tanh layer per step, average over the sequence, classify."""
-    data = mx.sym.var("data")
-    net = mx.sym.Embedding(data, input_dim=VOCAB, output_dim=8, name="embed")
-    net = mx.sym.FullyConnected(net, num_hidden=16, flatten=False, name="step")
-    net = mx.sym.Activation(net, act_type="tanh")
-    net = mx.sym.mean(net, axis=1)
-    net = mx.sym.FullyConnected(net, num_hidden=CLASSES, name="out")
-    return mx.sym.SoftmaxOutput(net, name="softmax"), ("data",), ("softmax_label",)
+# Embed each token, a tanh layer per step, average over the sequence, classify.
+sym_gen = make_sym_gen(mx)
 
 
 def most_frequent(x):

@@ -325,3 +325,80 @@ def test_eager_results_stay_correct_when_buffers_are_recycled():
         del y
     for i in (0, 2):
         np.testing.assert_array_equal(kept[i].asnumpy(), np.maximum(x_np * (i + 1), 0))
+
+
+# ---- one operator's batch split over threads (engine/parallel.py) ---------------------------
+def _record_slices(n, parts, work_bytes, monkeypatch):
+    import threading
+    from hybridnet.engine import parallel
+    monkeypatch.setattr(parallel, "policy_threads", lambda: parts)
+    seen = {}
+
+    def work(i, part):
+        seen[i] = (part, threading.current_thread().name)
+    used = parallel.parallel_slices(n, work, work_bytes)
+    return used, seen
+
+
+def test_parallel_slices_cover_the_batch_once_on_separate_threads(monkeypatch):
+    import threading
+    used, seen = _record_slices(10, 3, 1 << 30, monkeypatch)
+    assert used == 3
+    assert [seen[i][0] for i in range(3)] == [slice(0, 3), slice(3, 6), slice(6, 10)]
+    assert seen[0][1] == threading.current_thread().name        # slice 0 on the caller
+    assert {seen[1][1], seen[2][1]} != {threading.current_thread().name}
+
+
+def test_parallel_slices_keep_small_work_and_tiny_batches_on_the_caller(monkeypatch):
+    from hybridnet.engine import parallel
+    used, seen = _record_slices(10, 3, parallel.SPLIT_MIN_BYTES - 1, monkeypatch)
+    assert (used, list(seen)) == (1, [0]) and seen[0][0] == slice(0, 10)
+    used, seen = _record_slices(1, 3, 1 << 30, monkeypatch)
+    assert (used, seen[0][0]) == (1, slice(0, 1))
+
+
+def test_parallel_slices_run_a_nested_split_serially(monkeypatch):
+    from hybridnet.engine import parallel
+    monkeypatch.setattr(parallel, "policy_threads", lambda: 2)
+    inner = []
+
+    def work(i, part):
+        inner.append(parallel.parallel_slices(4, lambda j, p: None, 1 << 30))
+    assert parallel.parallel_slices(4, work, 1 << 30) == 2
+    assert inner == [1, 1]
+
+
+def test_parallel_slices_raise_the_first_error_after_every_slice_ends(monkeypatch):
+    import time
+    from hybridnet.engine import parallel
+    monkeypatch.setattr(parallel, "policy_threads", lambda: 3)
+    done = []
+
+    def work(i, part):
+        if i == 1:
+            raise ValueError("slice 1 failed")
+        time.sleep(0.05)
+        done.append(i)
+    with pytest.raises(ValueError, match="slice 1 failed"):
+        parallel.parallel_slices(9, work, 1 << 30)
+    assert sorted(done) == [0, 2]
+
+
+def _split_sum(n):
+    from hybridnet.engine import parallel
+    out = np.zeros(n)
+    parallel.parallel_slices(n, lambda i, p: out.__setitem__(p, i + 1), 1 << 30)
+    return out.tolist()
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_parallel_slices_work_in_a_forked_child(monkeypatch):
+    """A child forked after the parent used the slice pool gets its own pool (an inherited one
+    would count threads that do not exist in the child and hang)."""
+    import multiprocessing
+    from hybridnet.engine import parallel
+    monkeypatch.setattr(parallel, "policy_threads", lambda: 2)
+    expected = _split_sum(4)
+    assert expected == [1, 1, 2, 2]
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply_async(_split_sum, (4,)).get(timeout=60) == expected

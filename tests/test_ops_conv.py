@@ -6,6 +6,7 @@ import pytest
 
 import hybridnet as mx
 from hybridnet.base import ParamError, ShapeError
+from hybridnet.engine import parallel
 from hybridnet.ops import get_op
 from hybridnet.ops.kernels import im2col as i2c
 from hybridnet.ops.nn import convolution as conv_mod
@@ -191,6 +192,28 @@ def test_chunking_the_batch_gives_the_same_results(case, monkeypatch):
     chunked = _run_backward(case.op, case.params, arrays, head, "write")
     np.testing.assert_allclose(chunked[0], whole[0], rtol=1e-5, atol=1e-5)
     for a, b in zip(chunked[1], whole[1]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("req", ["write", "add"])
+@pytest.mark.parametrize("case", [CASES[1], CASES[4], CASES[12], CASES[13], CASES[16]],
+                         ids=str)
+def test_batch_split_over_threads_matches_one_pass(case, req, monkeypatch):
+    """Convolution / Deconvolution split into 3 batch slices (forced for these small shapes)
+    give the one-pass outputs and gradients, for req 'write' and 'add'."""
+    rng = np.random.RandomState(6)
+    arrays = [rng.standard_normal((5,) + a.shape[1:]).astype(np.float32) if i == 0 else a
+              for i, a in enumerate(case.arrays())]
+    y, _ = _run_backward(case.op, case.params, arrays, None, "null")
+    head = rng.standard_normal(y.shape).astype(np.float32)
+    start = [rng.standard_normal(a.shape).astype(np.float32) for a in arrays]
+    monkeypatch.setattr(parallel, "policy_threads", lambda: 1)
+    one_pass = _run_backward(case.op, case.params, arrays, head, req, init=start)
+    monkeypatch.setattr(parallel, "policy_threads", lambda: 3)
+    monkeypatch.setattr(parallel, "SPLIT_MIN_BYTES", 0)
+    split = _run_backward(case.op, case.params, arrays, head, req, init=start)
+    np.testing.assert_allclose(split[0], one_pass[0], rtol=1e-5, atol=1e-5)
+    for a, b in zip(split[1], one_pass[1]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 

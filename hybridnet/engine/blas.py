@@ -13,17 +13,25 @@ nothing else of ours competes with it. On a machine shared with other busy progr
 The count is applied once, when the engine is created. OpenBLAS (the BLAS numpy wheels ship)
 is set directly through its ``*_set_num_threads`` entry point; any other BLAS through
 ``threadpoolctl`` when that is installed.
+
+Two kinds of work want one BLAS thread for a while (``single_threaded_blas()``): a chain of
+small dependent products (a recurrent layer's time steps: OpenBLAS splits each over its threads
+and synchronises them at its end, which on narrow matrices costs more than the product), and
+an operator that splits its batch over the policy's threads itself (engine/parallel.py).
 """
 from __future__ import annotations
 
 import ctypes
+import functools
 import glob
 import os
+import threading
 import warnings
+from contextlib import contextmanager
 
 from .. import config
 
-__all__ = ["policy_threads", "blas_threads", "apply_policy"]
+__all__ = ["apply_policy", "blas_threads", "policy_threads", "single_threaded_blas"]
 
 _SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
             "openblas_set_num_threads64_", "openblas_set_num_threads")
@@ -39,9 +47,10 @@ def policy_threads() -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
+@functools.cache
 def _openblas():
-    """numpy's bundled OpenBLAS as a ctypes library (already loaded: opening it is cheap), or
-    None when numpy links another BLAS."""
+    """(set_num_threads, get_num_threads) of numpy's bundled OpenBLAS, or None when numpy links
+    another BLAS. Looked up once: operators ask for it on every call."""
     import numpy
     root = os.path.dirname(numpy.__file__)
     for path in glob.glob(root + ".libs/*openblas*") + glob.glob(
@@ -79,3 +88,35 @@ def apply_policy() -> int:
         return n
     threadpool_limits(n, user_api="blas")
     return n
+
+
+_single_lock = threading.Lock()
+_single_users = 0
+_single_saved = 0
+
+
+@contextmanager
+def single_threaded_blas():
+    """Within the block numpy's OpenBLAS uses one thread (a no-op for another BLAS).
+
+    Nested and concurrent uses share one count: the previous thread count comes back when the
+    last user leaves.
+    """
+    global _single_users, _single_saved
+    lib = _openblas()
+    if lib is None:
+        yield
+        return
+    with _single_lock:
+        if _single_users == 0:
+            _single_saved = lib[1]()
+            if _single_saved != 1:
+                lib[0](1)
+        _single_users += 1
+    try:
+        yield
+    finally:
+        with _single_lock:
+            _single_users -= 1
+            if _single_users == 0 and _single_saved != 1:
+                lib[0](_single_saved)

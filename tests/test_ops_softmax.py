@@ -198,6 +198,22 @@ def test_cross_entropy_gradient_kernel_matches_numpy_exactly():
     np.testing.assert_array_equal(inplace, want)
 
 
+def test_cross_entropy_gradient_split_over_threads_matches_numpy_exactly():
+    # 3 MB of rows: parallel_slices splits them (engine/parallel.py SPLIT_MIN_BYTES)
+    from hybridnet.ops.kernels import softmax as fast
+    rng = np.random.RandomState(3)
+    prob = rng.uniform(0, 1, (300, 2500)).astype(np.float32)
+    target = rng.randint(-2, 2502, 300)
+    scale = np.float32(1 / 64)
+    want = (prob - (target[:, None] == np.arange(2500))) * scale
+    got = rng.uniform(0, 1, prob.shape).astype(np.float32)
+    start = got.copy()
+    fast.ce_grad_rows(prob, target, scale, got, True)
+    np.testing.assert_array_equal(got, start + want)
+    fast.ce_grad_rows(prob, target, scale, prob, False)
+    np.testing.assert_array_equal(prob, want)
+
+
 @pytest.mark.parametrize("normalization", ["null", "batch", "valid"])
 def test_softmax_output_fast_and_reference_gradients_agree(normalization):
     # a non-contiguous gradient buffer takes the numpy reference path

@@ -12,12 +12,15 @@ those allocate and walk several 80 MB arrays per call.
   like numpy's.
 
 Both take C-contiguous 2-D float32/float64 arrays (``usable`` checks); ``out`` may be ``x``
-and ``dst`` may be ``prob``.
+and ``dst`` may be ``prob``. Both split the rows over the BLAS policy's threads
+(engine/parallel.py: 2 on 2 cores), the kernels releasing the GIL.
 """
 from __future__ import annotations
 
 import numba
 import numpy as np
+
+from ...engine.parallel import parallel_slices
 
 __all__ = ["usable", "softmax_rows", "ce_grad_rows"]
 
@@ -26,7 +29,13 @@ _BLOCK_BYTES = 1 << 20      # rows per block: about 1 MB of data
 
 
 def softmax_rows(x, out, log: bool) -> None:
-    """out = softmax(x) (log-softmax if ``log``) along axis 1, a block of rows at a time."""
+    """out = softmax(x) (log-softmax if ``log``) along axis 1: the rows split over the policy's
+    threads (engine/parallel.py), each thread a block of rows at a time."""
+    parallel_slices(x.shape[0], lambda _, part: _softmax_blocks(x[part], out[part], log),
+                    x.nbytes)
+
+
+def _softmax_blocks(x, out, log: bool) -> None:
     rows, cols = x.shape
     block = max(1, _BLOCK_BYTES // max(1, cols * x.itemsize))
     tmp = np.empty((min(block, rows), cols), x.dtype) if log else None
@@ -51,17 +60,29 @@ def usable(*arrays) -> bool:
                for a in arrays) and dt in (np.float32, np.float64)
 
 
+def ce_grad_rows(prob, target, scale, dst, add: bool) -> None:
+    """dst (=|+=) (prob - onehot(target)) * scale, the rows split over the policy's threads."""
+    parallel_slices(prob.shape[0], lambda _, part: _ce_grad(prob[part], target[part], scale,
+                                                            dst[part], add), prob.nbytes)
+
+
 @numba.njit(nogil=True, cache=True)
-def ce_grad_rows(prob, target, scale, dst, add):
+def _ce_grad(prob, target, scale, dst, add):
+    # the row without the one-hot entry first (a branch-free loop LLVM vectorizes), then that
+    # entry alone, from the values it had before (dst may be prob)
     rows, cols = prob.shape
     one = prob.dtype.type(1)
     for i in range(rows):
         t = target[i]
-        for j in range(cols):
-            v = prob[i, j]
-            if j == t:
-                v = v - one
-            if add:
-                dst[i, j] += v * scale
-            else:
-                dst[i, j] = v * scale
+        hit = 0 <= t < cols
+        if hit:
+            p_t, d_t = prob[i, t], dst[i, t]
+        p, d = prob[i], dst[i]
+        if add:
+            for j in range(cols):
+                d[j] += p[j] * scale
+        else:
+            for j in range(cols):
+                d[j] = p[j] * scale
+        if hit:
+            d[t] = d_t + (p_t - one) * scale if add else (p_t - one) * scale

@@ -37,9 +37,17 @@ def padded_shape(x_shape, geo: tuple, out_sp: tuple) -> tuple:
     return tuple(x_shape[:2]) + tuple(ext)
 
 
+# Output rows up to this long are copied with one fixed-length move (see _im2col_padded).
+_RUN = 16
+
+
 @numba.njit(nogil=True, cache=True)
 def _im2col_padded(xpad, col, geo, out_sp):
-    """col (C*K, N*P) <- taps of xpad (N, C, Dp, Hp, Wp); both C-contiguous."""
+    """col (C*K, N*P) <- taps of xpad (N, C, Dp, Hp, Wp); both C-contiguous.
+
+    Each row of col is written front to back (samples, then output positions), so a copy may
+    run past the end of an output row: what it writes there is overwritten next.
+    """
     n_, c_, dp, hp, wp = xpad.shape
     kd, kh, kw, sd, sh, sw, _pd, _ph, _pw, dd, dh, dw = geo
     od, oh, ow = out_sp
@@ -48,25 +56,32 @@ def _im2col_padded(xpad, col, geo, out_sp):
     p_ = od * oh * ow
     np_ = n_ * p_
     plane = dp * hp * wp
+    src_n = src.size
+    row = 0
     for c in range(c_):
-        for n in range(n_):
-            sp = (n * c_ + c) * plane
-            row = c * kd * kh * kw
-            for i in range(kd):
-                for j in range(kh):
-                    for k in range(kw):
-                        o = row * np_ + n * p_
+        for i in range(kd):
+            for j in range(kh):
+                for k in range(kw):
+                    o = row * np_
+                    row_end = o + np_
+                    for n in range(n_):
+                        sp = (n * c_ + c) * plane + (i * dd * hp + j * dh) * wp + k * dw
                         for a in range(od):
                             for b in range(oh):
-                                s = sp + ((a * sd + i * dd) * hp + b * sh + j * dh) * wp + k * dw
-                                if sw == 1:
+                                s = sp + (a * sd * hp + b * sh) * wp
+                                if sw == 1 and ow <= _RUN and o + _RUN <= row_end \
+                                        and s + _RUN <= src_n:
+                                    # fixed length: compiles to one vector move
+                                    for q in range(_RUN):
+                                        dst[np.uint64(o + q)] = src[np.uint64(s + q)]
+                                elif sw == 1:
                                     for q in range(ow):
                                         dst[np.uint64(o + q)] = src[np.uint64(s + q)]
                                 else:
                                     for q in range(ow):
                                         dst[np.uint64(o + q)] = src[np.uint64(s + q * sw)]
                                 o += ow
-                        row += 1
+                    row += 1
 
 
 @numba.njit(nogil=True, cache=True)

@@ -87,9 +87,12 @@ class Member:
         on_message: called in the receive thread with each request from a peer.
         on_tick: called in the receive thread about every 0.1 s (housekeeping).
         on_abort: called once with the ``PeerFailure`` when the job stops.
+        on_unmatched: called in the receive thread with each reply no request waits for
+            (a refused push: accepted pushes are not answered).
     """
 
-    def __init__(self, job: JobConfig, on_message=None, on_tick=None, on_abort=None):
+    def __init__(self, job: JobConfig, on_message=None, on_tick=None, on_abort=None,
+                 on_unmatched=None):
         self.job = job
         self.role = job.role
         self.nonce = new_nonce()
@@ -106,6 +109,7 @@ class Member:
         self.exit_code: int | None = None
         self.stopped = threading.Event()      # set on shutdown or abort
         self._on_message, self._on_tick, self._on_abort = on_message, on_tick, on_abort
+        self._on_unmatched = on_unmatched
         self._table_ready = threading.Event()
         self._closing = False
         self._barrier_gen = collections.Counter()
@@ -278,7 +282,8 @@ class Member:
                 self.requests.deliver(msg)
             return
         if msg.is_reply:
-            self.requests.deliver(msg)
+            if not self.requests.deliver(msg) and self._on_unmatched is not None:
+                self._on_unmatched(msg)
         elif self._on_message is not None:
             self._on_message(msg)
 

@@ -18,7 +18,7 @@ from ...engine.pool import current_pool
 from .errors import KVStoreDistError, PeerFailure
 from .wire import Cmd, Message, role_name
 
-__all__ = ["Pending", "Requests"]
+__all__ = ["Pending", "Requests", "refusal"]
 
 _HELP_DEPTH = 16
 _local = threading.local()
@@ -61,6 +61,16 @@ class Pending:
         return self.replies
 
 
+def refusal(msg: Message) -> KVStoreDistError:
+    """The error an error reply stands for, naming the refusing node and its reason."""
+    reason = str(msg.body.get("error", "request refused"))[:2000]
+    try:
+        name = Cmd(msg.cmd).name
+    except ValueError:
+        name = str(msg.cmd)
+    return KVStoreDistError(f"{role_name(msg.src_role)} {msg.src_rank} refused {name}: {reason}")
+
+
 class Requests:
     """The requests of one node that still wait for replies."""
 
@@ -89,13 +99,7 @@ class Requests:
             if pending is None:
                 return False
             if msg.is_error:
-                reason = str(msg.body.get("error", "request refused"))[:2000]
-                try:
-                    name = Cmd(msg.cmd).name
-                except ValueError:
-                    name = str(msg.cmd)
-                pending.error = KVStoreDistError(
-                    f"{role_name(msg.src_role)} {msg.src_rank} refused {name}: {reason}")
+                pending.error = refusal(msg)
             pending.replies.append(msg)
             if len(pending.replies) >= pending.expected or pending.error is not None:
                 del self._pending[msg.req]
@@ -105,6 +109,14 @@ class Requests:
     def cancel(self, pending: Pending) -> None:
         with self._lock:
             self._pending.pop(pending.req, None)
+
+    def fail(self, pending: Pending, error: BaseException) -> None:
+        """Fail one request now (unless it is already answered)."""
+        with self._lock:
+            if self._pending.pop(pending.req, None) is None:
+                return
+            pending.error = error
+        pending.event.set()
 
     def fail_all(self, error: PeerFailure) -> None:
         """Fail every pending and every future request with ``error``."""

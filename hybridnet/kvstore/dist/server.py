@@ -13,7 +13,9 @@ serial (as MXNet's executor thread makes them).
   the updater runs on (key, merged, stored), or the merged sum replaces the stored value when
   no optimizer was set;
 - a pull is answered once the round holding the puller's last push is complete, so "push then
-  pull" always sees the update; pushes are acknowledged as soon as they are accepted.
+  pull" always sees the update. An accepted push is not answered (a worker's messages are
+  handled in the order it sent them, so its next pull or SYNC observes the push); a refused
+  one is answered at once with the error.
 
 ``dist_async``: each push is applied when it arrives (an optimizer is required); updates are
 atomic but unordered, none is lost.
@@ -189,7 +191,6 @@ class KVServer:
                                "kv.set_optimizer(...) before pushing")
             self._apply(key, grad)
             key.round += 1
-            self.member.reply(msg)
             return
         if rank in key.contrib:
             raise _Refused(f"worker {rank} pushed {key.label()} twice in round {key.round}; a "
@@ -199,7 +200,6 @@ class KVServer:
             self.open[msg.key] = key
         key.contrib[rank] = grad
         key.pushed_round[rank] = key.round
-        self.member.reply(msg)
         self._maybe_complete(msg.key, key)
 
     def _pull(self, msg: Message) -> None:
@@ -208,6 +208,9 @@ class KVServer:
             key.pulls.append(msg)      # answered when the round holding its push completes
             return
         self._send_value(msg, key)
+
+    def _sync(self, msg: Message) -> None:
+        self.member.reply(msg)      # every earlier message of the sender was handled
 
     def _leave(self, msg: Message) -> None:
         self.active.discard(msg.src_rank)
@@ -251,7 +254,7 @@ class KVServer:
     _HANDLERS = {Cmd.INIT: _init, Cmd.PUSH: _push, Cmd.PULL: _pull, Cmd.LEAVE: _leave,
                  Cmd.SET_MODE: _set_mode, Cmd.SET_OPTIMIZER: _set_optimizer,
                  Cmd.SET_COMPRESSION: _set_compression, Cmd.STATS: _stats,
-                 Cmd.STATE_GET: _state_get, Cmd.STATE_SET: _state_set}
+                 Cmd.STATE_GET: _state_get, Cmd.STATE_SET: _state_set, Cmd.SYNC: _sync}
 
     # ---- rounds and updates --------------------------------------------------------------
     def _maybe_complete(self, kid: int, key: _Key) -> None:

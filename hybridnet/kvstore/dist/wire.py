@@ -75,7 +75,7 @@ class Cmd(enum.IntEnum):
     LEAVE = 7           # worker -> server/scheduler: no more pushes from me (clean exit)
     SHUTDOWN = 8        # scheduler -> server: every worker left, exit 0
     INIT = 20           # worker 0 -> server: initial value of a key
-    PUSH = 21           # worker -> server: a gradient (or 2-bit codes) for one round
+    PUSH = 21           # worker -> server: a gradient (or 2-bit codes); answered only if refused
     PULL = 22           # worker -> server: current value (after my last push's round)
     SET_MODE = 23       # worker 0 -> server: sync or async
     SET_OPTIMIZER = 24  # worker 0 -> server: optimizer spec (JSON, never a pickle)
@@ -83,6 +83,7 @@ class Cmd(enum.IntEnum):
     STATE_GET = 26      # worker -> server: optimizer state arrays of one key
     STATE_SET = 27      # worker -> server: load optimizer state arrays of one key
     STATS = 28          # worker -> server: counters (tests, benchmarks, debugging)
+    SYNC = 29           # worker -> server: answered after every earlier message of the worker
 
 
 class Flag:

@@ -7,11 +7,16 @@ worker in list order before the push, as MXNet reduces them before sending).
 Push and pull go through the engine on its copy/I-O pool (prop ``'copy'``), ordered per key by
 a communication variable: a pull of key k runs after this worker's earlier push of k, and
 writes its output array; compute that does not touch them overlaps the communication.
-``priority`` orders ready work as in MXNet. A push's engine work ends as soon as its bytes have
-left (it does not wait for the server, let alone the other workers); the server's acceptance
-(in dist_async: the applied update) is awaited by the key's next pull and by ``_barrier``. An
-error the server reports for a push (a second push in the same sync round, a shape mismatch)
-is raised there and fails every later wait on the key.
+``priority`` orders ready work as in MXNet. Work on small arrays whose inputs are ready is sent
+at once from the calling thread (a thread hand-off costs more than the send). A pull is two
+pieces of engine work: sending the request (ordered after the key's push), then waiting for the
+value and writing it to the outputs.
+
+Servers do not acknowledge accepted pushes: a worker's messages reach a server in order and are
+handled in order, so the key's next pull (answered after the push is applied) and ``_barrier``
+(a SYNC round trip to every server) observe it. A refused push (a second push in the same sync
+round, a shape mismatch) is answered at once with the error, which fails the key's pull in
+flight and is raised by the key's next push, pull or barrier.
 
 Ownership: a key with fewer than HYBRIDNET_KVSTORE_BIGARRAY_BOUND elements lives on server
 ``(key * 9973) % num_servers`` (string keys use a stable 62-bit hash of the name, so every
@@ -41,15 +46,19 @@ from ...context import cpu
 from ...engine import COPY, Var, get_engine
 from . import states as _states
 from .compression import TwoBitCompression, parse_compression
-from .errors import EXIT_ABORTED, PeerFailure
+from .errors import EXIT_ABORTED, KVStoreDistError, PeerFailure
 from .job import JobConfig
 from .membership import Member, setup_logging
+from .requests import refusal
+from .transport import TransportError
 from .wire import Cmd, Flag, Message, Role, array_meta, frame_array
 from ..base import KVStore
 
 __all__ = ["KVStoreDist"]
 
 log = logging.getLogger("hybridnet.kvstore.dist")
+
+_INLINE_BYTES = 1 << 16     # pushes up to this size are sent from the caller's thread if ready
 
 _TYPES = ("dist", "dist_sync", "dist_async", "dist_device_sync", "dist_sync_device",
           "dist_async_device")
@@ -65,7 +74,8 @@ def key_id(key) -> int:
 
 class _KeyInfo:
     """What the worker knows about one key."""
-    __slots__ = ("name", "kid", "shape", "dtype", "size", "slices", "var", "acks", "residual")
+    __slots__ = ("name", "kid", "shape", "dtype", "size", "slices", "var", "error", "pulling",
+                 "residual", "inline")
 
     def __init__(self, name, shape, dtype, slices):
         self.name, self.kid = name, key_id(name)
@@ -73,8 +83,10 @@ class _KeyInfo:
         self.size = int(np.prod(self.shape))
         self.slices = slices          # [(server rank, start, stop)] of the flattened array
         self.var = Var(f"kv:{name}")  # orders this worker's pushes and pulls of the key
-        self.acks: list = []          # Pending push acknowledgements not yet checked
+        self.error = None             # a server's refusal of a push, not raised yet
+        self.pulling: list = []       # Pendings of the pull in flight
         self.residual = None          # 2-bit compression error feedback (float32, flat)
+        self.inline = self.size * self.dtype.itemsize <= _INLINE_BYTES
 
     def wire_shape(self, start: int, stop: int) -> list:
         return list(self.shape) if len(self.slices) == 1 else [stop - start]
@@ -95,13 +107,15 @@ class KVStoreDist(KVStore):
         self._sync = "_async" not in name
         super().__init__()
         self._keys: dict = {}
+        self._by_kid: dict = {}       # wire id -> _KeyInfo (for refusals of pushes)
         self._compression: TwoBitCompression | None = None
         self._optimizer = None
         self._closed = False
         self._raised_here = False
         self._job = JobConfig.from_env("worker")
         setup_logging(self._job.verbose)
-        self._member = Member(self._job, on_abort=self._on_abort)
+        self._member = Member(self._job, on_abort=self._on_abort,
+                              on_unmatched=self._on_refused_push)
         self._member.start()
         if self.rank == 0:
             self._command_all(Cmd.SET_MODE, {"sync": self._sync}, "set the sync mode")
@@ -152,7 +166,7 @@ class KVStoreDist(KVStore):
                 raise HybridNetError(f"kv.init: key {name!r} is already initialized")
             arr = vals[0]
             info = _KeyInfo(name, arr.shape, arr.dtype, self._slices(arr.size, key_id(name)))
-            self._keys[name] = info
+            self._keys[name] = self._by_kid[info.kid] = info
             if self.rank == 0:
                 flat = np.ascontiguousarray(_host(arr)).reshape(-1)
                 for server, start, stop in info.slices:
@@ -174,7 +188,7 @@ class KVStoreDist(KVStore):
             self._check_value(info, merged, "push")
             get_engine().push(lambda info=info, merged=merged: self._push_now(info, merged),
                               [merged._var], [info.var], cpu(0), COPY, priority,
-                              f"kv.push({name!r})")
+                              f"kv.push({name!r})", inline=info.inline and not merged.context.is_gpu)
 
     def pull(self, key, out=None, priority: int = 0, ignore_sparse: bool = True) -> None:
         """``kv.pull(key, out, priority=0)``: fetch the stored value into every ``out``."""
@@ -200,7 +214,7 @@ class KVStoreDist(KVStore):
 
     def _push_now(self, info: _KeyInfo, merged) -> None:
         """Engine work: send one push per slice, raise errors of earlier pushes of the key."""
-        self._raise_push_errors(info, wait=False)
+        self._raise_push_errors(info)
         flat = np.ascontiguousarray(_host(merged, wait=False)).reshape(-1)
         flags = 0 if self._sync else Flag.ASYNC
         codec = self._compression
@@ -216,32 +230,34 @@ class KVStoreDist(KVStore):
             else:
                 piece = flat[start:stop]
                 body = {"dtype": piece.dtype.name, "shape": info.wire_shape(start, stop)}
-            pending = self._member.requests.new(1, f"push of key {info.name!r}")
-            msg = Message(Cmd.PUSH, flags, info.kid, pending.req, body, [piece])
-            info.acks.append(pending)
+            msg = Message(Cmd.PUSH, flags, info.kid, 0, body, [piece])
             trackers += self._member.send(Role.SERVER, server, msg, track=True)
         for tracker in trackers:
             tracker.wait(self._job.heartbeat_timeout)
 
-    def _raise_push_errors(self, info: _KeyInfo, wait: bool) -> None:
-        """Raise (once) the first error a server returned for this key's pushes; with
-        ``wait``, first wait for every outstanding acknowledgement."""
-        pendings, info.acks = info.acks, []
-        keep, error = [], None
-        for pending in pendings:
-            if wait and not pending.done:
-                try:
-                    pending.wait(self._member.request_timeout)
-                except HybridNetError:
-                    if not pending.done:     # a timeout, not the server's answer
-                        raise
-            if not pending.done:
-                keep.append(pending)
-            elif pending.error is not None and error is None:
-                error = pending.error
-        info.acks = keep
+    @staticmethod
+    def _raise_push_errors(info: _KeyInfo) -> None:
+        """Raise (once) a server's refusal of one of this key's pushes."""
+        error, info.error = info.error, None
         if error is not None:
             raise error
+
+    def _on_refused_push(self, reply: Message) -> None:
+        """Receive thread: a server refused a push (accepted ones get no answer)."""
+        info = self._by_kid.get(reply.key)
+        if reply.cmd != Cmd.PUSH or not reply.is_error or info is None:
+            return               # a late answer to a request that timed out
+        if info.error is None:
+            info.error = refusal(reply)
+        self._fail_pull(info)
+
+    def _fail_pull(self, info: _KeyInfo) -> None:
+        """Fail the key's pull in flight with the refusal of the push it came after (a
+        refused push never completes its round, so the pull would wait for nothing)."""
+        error = info.error
+        if error is not None:
+            for pending in info.pulling:
+                self._member.requests.fail(pending, error)
 
     def _pull_into(self, info: _KeyInfo, outs: list, priority: int) -> None:
         for o in outs:
@@ -249,29 +265,56 @@ class KVStoreDist(KVStore):
                 raise HybridNetError(f"kv.pull: key {info.name!r} has shape {info.shape}, out "
                                      f"has {tuple(o.shape)}")
 
-        def run():
+        sent = []
+
+        def request():
             member = self._member
-            pendings = [(member.request((Role.SERVER, server), Message(Cmd.PULL, key=info.kid),
-                                        f"pull of key {info.name!r} from server {server}"),
-                         start, stop) for server, start, stop in info.slices]
-            # Acks of earlier pushes come back at once, while the pull may wait for the round:
-            # a refused push is raised now, not when the other workers have pushed.
-            self._raise_push_errors(info, wait=True)
+            pendings = [(member.requests.new(1, f"pull of key {info.name!r} from server "
+                                                f"{server}"), server, start, stop)
+                        for server, start, stop in info.slices]
+            info.pulling = [p for p, _, _, _ in pendings]
+            try:
+                for pending, server, _, _ in pendings:
+                    member.send(Role.SERVER, server, Message(Cmd.PULL, key=info.kid,
+                                                             req=pending.req))
+            except TransportError as err:
+                for pending in info.pulling:
+                    member.requests.cancel(pending)
+                raise PeerFailure(str(err)) from None
+            self._fail_pull(info)     # a refusal that came before the requests were listed
+            sent.append([(p, start, stop) for p, _, start, stop in pendings])
+
+        def receive():
+            member = self._member
+            pendings = sent.pop()
+            try:
+                replies = [pending.wait(member.request_timeout)[0] for pending, _, _ in pendings]
+            except KVStoreDistError as err:
+                if err is info.error:
+                    info.error = None         # a push's refusal is raised once
+                raise
+            finally:
+                info.pulling = []
+            # a refused push is answered before the pull, which is then answered at once
+            self._raise_push_errors(info)
             meta = {"dtype": info.dtype.name}
             if len(pendings) == 1:           # one server holds the key: no gathering copy
                 meta["shape"] = list(info.shape)
-                value = frame_array(pendings[0][0].wait(member.request_timeout)[0], 0, meta)
+                value = frame_array(replies[0], 0, meta)
             else:
                 value = np.empty(info.size, info.dtype)
-                for pending, start, stop in pendings:
+                for reply, (_, start, stop) in zip(replies, pendings):
                     meta["shape"] = info.wire_shape(start, stop)
-                    piece = frame_array(pending.wait(member.request_timeout)[0], 0, meta)
-                    value[start:stop] = piece.reshape(-1)
+                    value[start:stop] = frame_array(reply, 0, meta).reshape(-1)
                 value = value.reshape(info.shape)
             for o in outs:
                 _store(o, value)
-        get_engine().push(run, [info.var], [o._var for o in outs], cpu(0), COPY, priority,
-                          f"kv.pull({info.name!r})")
+        engine = get_engine()
+        what = f"kv.pull({info.name!r})"
+        # The request is ordered after the key's push (it writes the key's var, so requests
+        # of two pulls never interleave); sending it costs less than a thread hand-off.
+        engine.push(request, [], [info.var], cpu(0), COPY, priority, what, inline=True)
+        engine.push(receive, [info.var], [o._var for o in outs], cpu(0), COPY, priority, what)
 
     # ---- servers' optimizer and compression ----------------------------------------------
     def _command_all(self, cmd: int, body: dict, what: str, frames=()) -> list:
@@ -369,8 +412,10 @@ class KVStoreDist(KVStore):
         sees every update (as in MXNet, whose pushes complete on the server's ACK).
         """
         get_engine().wait_all()
+        # every server has handled (and answered any refusal of) this worker's pushes
+        self._command_all(Cmd.SYNC, {}, "barrier")
         for info in self._keys.values():
-            self._raise_push_errors(info, wait=True)
+            self._raise_push_errors(info)
         self._member.barrier()
 
     def _server_stats(self) -> list:

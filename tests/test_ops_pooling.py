@@ -266,16 +266,25 @@ def test_gpu_matches_cpu():
         np.testing.assert_allclose(gpu.asnumpy(), cpu.asnumpy(), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("shape,kernel,stride,pad", [
-    ((6, 1, 9, 11), (1, 3, 3), (1, 2, 2), (0, 0, 0)),
-    ((4, 1, 8, 7), (1, 2, 3), (1, 1, 2), (0, 1, 1)),
-    ((3, 1, 1, 10), (1, 1, 4), (1, 1, 3), (0, 0, 2)),
+@pytest.mark.parametrize("shape,kernel,stride,pad,limit_extra", [
+    ((6, 1, 9, 11), (1, 3, 3), (1, 2, 2), (0, 0, 0), 0),
+    ((4, 1, 8, 7), (1, 2, 3), (1, 1, 2), (0, 1, 1), 0),
+    ((3, 1, 1, 10), (1, 1, 4), (1, 1, 3), (0, 0, 2), 0),
+    # the shapes compiled with constant windows, inside and clipped by padding / 'full' windows
+    ((5, 1, 12, 13), (1, 3, 3), (1, 2, 2), (0, 1, 1), 0),
+    ((5, 1, 7, 8), (1, 3, 3), (1, 2, 2), (0, 1, 1), 1),
+    ((5, 1, 9, 9), (1, 2, 2), (1, 2, 2), (0, 1, 1), 0),
+    ((5, 1, 6, 17), (1, 3, 3), (1, 1, 1), (0, 1, 1), 0),
+    ((2, 1, 5, 5), (1, 1, 1), (1, 3, 3), (0, 0, 0), 1),
 ])
-def test_2d_max_kernels_match_the_general_kernels(shape, kernel, stride, pad):
-    # small integers: many ties, so the first-maximum rule is exercised
+def test_2d_max_kernels_match_the_general_kernels(shape, kernel, stride, pad, limit_extra):
+    # small integers: many ties, so the first-maximum rule is exercised; limit_extra > 0 makes
+    # 'full'-convention windows that hang over the end (some without any data)
     x = np.random.RandomState(0).randint(-3, 4, shape).astype(np.float32)
-    out = tuple((n + 2 * q - k) // s + 1 for n, k, s, q in zip(shape[1:], kernel, stride, pad))
-    limit = tuple(n + q for n, q in zip(shape[1:], pad))
+    limit = tuple(n + q + (limit_extra if i else 0)
+                  for i, (n, q) in enumerate(zip(shape[1:], pad)))
+    out = tuple(-(-(lim + q - k) // s) + 1 if limit_extra and i else (n + 2 * q - k) // s + 1
+                for i, (n, k, s, q, lim) in enumerate(zip(shape[1:], kernel, stride, pad, limit)))
     lowest = np.float32(np.finfo(np.float32).min)
     y, y_ref = (np.empty(shape[:1] + out, np.float32) for _ in range(2))
     kern._max_forward_2d(x, y, kernel, stride, pad, limit, lowest)
@@ -283,6 +292,10 @@ def test_2d_max_kernels_match_the_general_kernels(shape, kernel, stride, pad):
     np.testing.assert_array_equal(y, y_ref)
     dy = np.random.RandomState(1).standard_normal(y.shape).astype(np.float32)
     dx, dx_ref = np.ones_like(x), np.ones_like(x)
-    kern._max_backward_2d(x, dy, dx, kernel, stride, pad, limit)
+    kern._max_backward_2d(x, dy, dx, kernel, stride, pad, limit, False)
     kern._max_backward(x, dy, dx_ref, kernel, stride, pad, limit)
     np.testing.assert_array_equal(dx, dx_ref)
+    fresh, fresh_ref = np.full_like(x, np.nan), np.zeros_like(x)
+    kern._max_backward_2d(x, dy, fresh, kernel, stride, pad, limit, True)    # overwrites
+    kern._max_backward(x, dy, fresh_ref, kernel, stride, pad, limit)
+    np.testing.assert_array_equal(fresh, fresh_ref)

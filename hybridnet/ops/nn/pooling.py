@@ -166,12 +166,10 @@ def _backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
     xp, x, dx = ctx.xp, inputs[0], in_grads[0]
     g = pool_geometry(p, x.shape)
     target = dx if dx.flags.c_contiguous else xp.ascontiguousarray(dx)
-    if req[0] != "add":
-        target[...] = 0
     kern.pool_backward(xp, _canonical(x), _canonical(outputs[0]), _canonical(out_grads[0]),
                        _canonical(target),
                        _KINDS[p.pool_type], g.kernel, g.stride, g.pad, g.limit,
-                       p.p_value or 1, p.count_include_pad is not False)
+                       p.p_value or 1, p.count_include_pad is not False, req[0] == "add")
     if target is not dx:
         dx[...] = target
 

@@ -260,17 +260,22 @@ class KVServer:
     def _maybe_complete(self, kid: int, key: _Key) -> None:
         if not key.contrib or not self.active.issubset(key.contrib):
             return
-        ranks = sorted(key.contrib)
-        if self.updater is None:
-            self._writable(key)
-            merged = key.value           # the sum becomes the stored value: add in place
+        contrib = [key.contrib[r] for r in sorted(key.contrib)]
+        if self.updater is None and len(contrib) == 1:
+            merged = contrib[0]          # adopted as the value by _apply: no copy
         else:
-            if key.merged is None:
-                key.merged = np.empty(key.shape, key.dtype)
-            merged = key.merged
-        np.copyto(merged, key.contrib[ranks[0]])
-        for r in ranks[1:]:
-            np.add(merged, key.contrib[r], out=merged)
+            if self.updater is None:
+                merged = self._writable(key)   # the sum becomes the value: add in place
+            else:
+                if key.merged is None:
+                    key.merged = np.empty(key.shape, key.dtype)
+                merged = key.merged
+            if len(contrib) == 1:
+                np.copyto(merged, contrib[0])
+            else:
+                np.add(contrib[0], contrib[1], out=merged)
+                for c in contrib[2:]:
+                    np.add(merged, c, out=merged)
         self._apply(key, merged)
         key.contrib = {}
         key.round += 1
@@ -281,26 +286,30 @@ class KVServer:
             self._send_value(pull, key)
 
     def _apply(self, key: _Key, grad: np.ndarray) -> None:
-        if grad is key.value:
-            key.updates += 1
-            return
-        self._writable(key)
         if self.updater is None:
-            np.copyto(key.value, grad)
+            # the merged sum (or the one push, read-only, received without a copy) is the value
+            # now; a zero-copy send of the old value keeps reading the old buffer
+            if grad is not key.value:
+                key.value, key.value_nd, key.inflight = grad, None, []
         else:
             from ...context import cpu
             from ...ndarray import NDArray
-            if key.value_nd is None:
-                key.value_nd = NDArray(key.value, cpu(0))
+            value = self._writable(key)
+            if key.value_nd is None or key.value_nd._data is not value:
+                key.value_nd = NDArray(value, cpu(0))
             if key.merged_nd is None or key.merged_nd._data is not grad:
                 key.merged_nd = NDArray(grad if grad.flags.writeable else grad.copy(), cpu(0))
             self.updater(key.name, key.merged_nd, key.value_nd)
             key.value_nd.wait_to_read()
         key.updates += 1
 
-    def _writable(self, key: _Key) -> None:
-        """Make sure no zero-copy send still reads ``key.value`` before it changes."""
+    def _writable(self, key: _Key) -> np.ndarray:
+        """``key.value``, made safe to change in place: a received (read-only) buffer is
+        copied, and no zero-copy send may still read it (a slow peer keeps the old buffer)."""
         pending, key.inflight = key.inflight, []
+        if not key.value.flags.writeable:
+            key.value = key.value.copy()
+            return key.value
         deadline = time.monotonic() + self.job.heartbeat_timeout
         for tracker in pending:
             try:
@@ -308,8 +317,8 @@ class KVServer:
             except zmq.NotDone:
                 # A peer is slow to take the bytes: leave it the old buffer, write a new one.
                 key.value = key.value.copy()
-                key.value_nd = None
-                return
+                break
+        return key.value
 
     def _send_value(self, msg: Message, key: _Key) -> None:
         trackers = self.member.reply(msg, array_meta(key.value), frames=[key.value], track=True)

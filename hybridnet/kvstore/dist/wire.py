@@ -8,9 +8,19 @@ A message is one ZeroMQ multipart message::
 flags, number of data frames, job id, sender and receiver role/rank, the sender's process nonce,
 a per-connection sequence number, a request id, the key, the body length), then one u64 length
 per data frame, then a JSON object (the command's small arguments: dtype, shape, round, ...).
-Data frames are raw array bytes, sent and received without copies. ``mac`` is
-HMAC-SHA256(job secret, header [+ every data frame in ``full`` mode]). The header carries every
-data frame's length, so even in ``header`` mode a frame of another size is rejected.
+Data frames are raw array bytes, sent and received without copies. The header carries every
+data frame's length, so even in ``header`` mode a frame of another size is rejected. ``mac``
+(32 bytes) is, by auth mode and message:
+
+- ``header``: HMAC-SHA256(secret, header);
+- ``full``, data frames under 64 KiB in all, or without the ``cryptography`` package:
+  HMAC-SHA256(secret, header + data frames) (flag MAC_PAYLOAD);
+- ``full``, bigger data: HMAC-SHA256(secret, header + tag), where tag = Poly1305(k, data frames)
+  with the one-time key k = HMAC-SHA256(secret, 0x01 + header) (flags MAC_PAYLOAD|MAC_POLY1305).
+  No two messages share a header (sender nonce, connection sequence number), so no two share a
+  key, as Poly1305 requires; it runs at ~12 GB/s against SHA-256's ~1.7 GB/s, so big arrays
+  cost the same four passes per push+pull at a seventh of the time. A node without the package
+  rejects such messages with an error that says so (``auth_mode``).
 
 Receiving is strict and bounded: sizes are checked before anything is parsed, the MAC before
 the JSON, and the sender's sequence number must grow (``PeerTable``). A frame that fails any
@@ -31,6 +41,11 @@ import numpy as np
 
 from ...base import HybridNetError
 
+try:
+    from cryptography.hazmat.primitives.poly1305 import Poly1305
+except ImportError:            # optional: big arrays are then authenticated by SHA-256
+    Poly1305 = None
+
 __all__ = ["Role", "Cmd", "Flag", "Message", "Codec", "WireError", "PeerTable", "role_name",
            "array_meta", "frame_array", "parse_secret", "job_bytes", "MAC_SIZE", "VERSION"]
 
@@ -39,6 +54,7 @@ VERSION = 1
 MAC_SIZE = 32
 MAX_FRAMES = 4096
 MAX_BODY = 1 << 20
+POLY1305_MIN = 1 << 16         # data bytes from which 'full' mode uses the Poly1305 tag
 _FIXED = struct.Struct("<4sBBHH16sBBiiQQQqI")
 _LEN = struct.Struct("<Q")
 
@@ -91,11 +107,12 @@ class Flag:
     REPLY = 0x1
     ERROR = 0x2
     MAC_PAYLOAD = 0x4   # the MAC covers data frames too (auth mode 'full')
+    MAC_POLY1305 = 0x20  # ... through their Poly1305 tag under a one-time key
     ASYNC = 0x8         # a push sent by a dist_async store
     COMPRESSED = 0x10   # the data frame holds 2-bit codes
 
 
-_NOT_MAC_PAYLOAD = 0xFFFF ^ Flag.MAC_PAYLOAD
+_NOT_MAC_FLAGS = 0xFFFF ^ (Flag.MAC_PAYLOAD | Flag.MAC_POLY1305)
 _COMMANDS = frozenset(int(c) for c in Cmd)
 _ROLES = frozenset(int(r) for r in Role)
 _DTYPES = {name: np.dtype(name) for name in
@@ -184,7 +201,7 @@ class Codec:
         secret: the job's 32-byte key.
         job_id: the job id (any string; hashed to 16 bytes).
         mode: ``'full'`` (MAC over header and data) or ``'header'`` (MAC over the header, which
-            holds every data frame's length).
+            holds every data frame's length); see the module docstring.
         max_frame: largest data frame (bytes) accepted.
     """
 
@@ -206,19 +223,33 @@ class Codec:
     def __repr__(self):                    # never show the secret
         return f"<Codec mode={self.mode}>"
 
-    def _mac(self, header: bytes, frames) -> bytes:
+    def _hmac(self, *parts) -> bytes:
         inner = self._inner.copy()
-        inner.update(header)
-        if self.mode == "full":
-            for frame in frames:
-                inner.update(_frame_view(frame))
+        for part in parts:
+            inner.update(part)
         outer = self._outer.copy()
         outer.update(inner.digest())
         return outer.digest()
 
+    def _mac(self, header: bytes, frames, flags: int) -> bytes:
+        """The MAC of a message whose header carries ``flags`` (see the module docstring)."""
+        if not flags & Flag.MAC_PAYLOAD:
+            return self._hmac(header)
+        views = [_frame_view(frame) for frame in frames]
+        if flags & Flag.MAC_POLY1305:
+            poly = Poly1305(self._hmac(b"\x01", header))
+            for view in views:
+                poly.update(view)
+            return self._hmac(header, poly.finalize())
+        return self._hmac(header, *views)
+
     def encode(self, msg: Message) -> list:
         """The multipart parts of ``msg``: header bytes, the data frames as given, the MAC."""
-        flags = msg.flags | (Flag.MAC_PAYLOAD if self.mode == "full" else 0)
+        flags = msg.flags & _NOT_MAC_FLAGS
+        if self.mode == "full":
+            flags |= Flag.MAC_PAYLOAD
+            if Poly1305 is not None and sum(_frame_len(f) for f in msg.frames) >= POLY1305_MIN:
+                flags |= Flag.MAC_POLY1305
         body = json.dumps(msg.body, separators=(",", ":")).encode() if msg.body else b""
         if len(body) > MAX_BODY:
             raise WireError("body_size", f"message body of {len(body)} bytes exceeds {MAX_BODY}")
@@ -230,7 +261,7 @@ class Codec:
         parts.extend(_LEN.pack(_frame_len(f)) for f in msg.frames)
         parts.append(body)
         header = b"".join(parts)
-        return [header, *msg.frames, self._mac(header, msg.frames)]
+        return [header, *msg.frames, self._mac(header, msg.frames, flags)]
 
     @staticmethod
     def frame_sizes(header: bytes) -> tuple:
@@ -279,9 +310,13 @@ class Codec:
             sender = "full" if flags & Flag.MAC_PAYLOAD else "header"
             raise WireError("auth_mode", f"sender authenticates in '{sender}' mode, this node "
                                          f"in '{self.mode}' (HYBRIDNET_KVSTORE_AUTH differs)")
+        if flags & Flag.MAC_POLY1305 and Poly1305 is None:
+            raise WireError("auth_mode", "sender authenticates arrays with Poly1305, which needs "
+                                         "the 'cryptography' package on this node (pip install "
+                                         "cryptography)")
         mac = parts[-1]
         mac = mac.bytes if hasattr(mac, "bytes") else bytes(mac)
-        if len(mac) != MAC_SIZE or not hmac.compare_digest(mac, self._mac(head, data)):
+        if len(mac) != MAC_SIZE or not hmac.compare_digest(mac, self._mac(head, data, flags)):
             raise WireError("bad_mac", "authentication failed (wrong secret or altered frame)")
         if cmd not in _COMMANDS:
             raise WireError("unknown_command", f"command {cmd}")
@@ -296,7 +331,7 @@ class Codec:
                 raise WireError("bad_body", f"body is not JSON ({type(err).__name__})") from None
             if not isinstance(body, dict):
                 raise WireError("bad_body", f"body is a JSON {type(body).__name__}, not an object")
-        return Message(cmd, flags & _NOT_MAC_PAYLOAD, key, req, body, list(data), src_role,
+        return Message(cmd, flags & _NOT_MAC_FLAGS, key, req, body, list(data), src_role,
                        src_rank, dst_role, dst_rank, nonce, seq)
 
 

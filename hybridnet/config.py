@@ -146,8 +146,10 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
             "job id carried by every message (the launcher makes one; default: derived from "
             "the scheduler address)"),
     Setting("HYBRIDNET_KVSTORE_AUTH", _auth_mode, "full",
-            "'full': HMAC-SHA256 over header and array bytes; 'header': over the header only "
-            "(it binds sizes, command, sender and sequence number; faster for big arrays)"),
+            "'full': header and array bytes authenticated (HMAC-SHA256; arrays of 64 KiB and "
+            "more through a one-time Poly1305 tag when the 'cryptography' package is "
+            "installed); 'header': the header only (it binds sizes, command, sender and "
+            "sequence number)"),
     Setting("HYBRIDNET_KVSTORE_HEARTBEAT_INTERVAL", _float, 1.0,
             "seconds between ZMTP heartbeats on every connection of a distributed job"),
     Setting("HYBRIDNET_KVSTORE_HEARTBEAT_TIMEOUT", _float, 15.0,

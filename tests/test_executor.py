@@ -367,6 +367,8 @@ def test_memory_plan_reuses_and_reports():
     assert len(infer._plan.slot_bytes) <= 4 and len(infer._plan.inplace) == 6
     assert train._plan.planned_bytes / train._plan.naive_bytes < 0.6
     assert "forward: 13 kernel calls in one engine task" in train.debug_str()
+    # the loss head's constant gradient (16, 32) ones is one broadcast element, not 2 KB
+    assert "constants: 4 bytes" in train.debug_str()
 
 
 def test_planned_memory_gives_the_same_numbers_as_eager():

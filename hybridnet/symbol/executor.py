@@ -140,12 +140,15 @@ class Executor:
             elif value.kind == "arg_grad":
                 arrays.append(self.grad_arrays[value.ref]._data)
             elif value.kind in ("zeros", "ones"):
-                arrays.append((xp.zeros if value.kind == "zeros" else xp.ones)(value.shape,
-                                                                              value.dtype))
+                # read-only constants (a loss head's gradient): one element broadcast, not a
+                # filled array -- on the LSTM workload's (2048, 10000) head that is 78 MB
+                fill = (xp.zeros if value.kind == "zeros" else xp.ones)((), value.dtype)
+                arrays.append(xp.broadcast_to(fill, value.shape))
             else:
                 arrays.append(_view(storage[plan.slot_of[value.vid]], value.shape, value.dtype))
         self._arrays = arrays
-        self._const_bytes = sum(prog.values[v].nbytes for v in prog.const.values())
+        self._const_bytes = sum(np.dtype(prog.values[v].dtype).itemsize
+                                for v in prog.const.values())
         # outputs: one NDArray per distinct head value (variables: the bound array itself)
         outputs, by_vid = [], {}
         for n, k in self._graph.head_entries:

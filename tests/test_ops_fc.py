@@ -82,6 +82,20 @@ def test_grad_req_add_and_null():
         np.testing.assert_array_equal(s, u)
 
 
+def test_bias_add_and_sum_split_over_threads():
+    # 2.4 MB outputs: the bias add and the bias gradient run as row slices on two threads
+    # (engine/parallel.py); 'add' accumulates onto what was there
+    rng = np.random.RandomState(5)
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((600, 8), (1000, 8), (1000,)))
+    head = rng.standard_normal((600, 1000)).astype(np.float32)
+    y, (_, _, db) = _backward({"num_hidden": 1000}, [x, w, b], head, "write")
+    np.testing.assert_allclose(y, fc_ref(x, w, b, num_hidden=1000), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(db, head.astype(np.float64).sum(0), rtol=1e-5, atol=1e-4)
+    start = [rng.standard_normal(a.shape).astype(np.float32) for a in (x, w, b)]
+    _, (_, _, db_added) = _backward({"num_hidden": 1000}, [x, w, b], head, "add", init=start)
+    np.testing.assert_allclose(db_added, start[2] + db, rtol=1e-5, atol=1e-4)
+
+
 def test_out_and_non_contiguous_output():
     x, w, b = CASES[0].arrays()
     out = mx.nd.zeros((4, 5))

@@ -37,8 +37,8 @@ from contextlib import nullcontext
 import numpy as np
 
 from ...base import DTypeError, ParamError, ShapeError, shape_str
+from ...engine.blas import single_threaded_blas
 from ..kernels import rnn as kernels
-from ..kernels.blas_threads import single_threaded_blas
 from ..params import Param
 from ..registry import OpDef, assign, register
 

@@ -21,8 +21,14 @@ from dist_helpers import Cluster, free_port
 SECRET = bytes(range(32))
 
 
-def codec(mode="full", secret=SECRET, job="job-1"):
-    return Codec(secret, job, mode)
+def codec(mode="full", secret=SECRET, job="job-1", **kw):
+    return Codec(secret, job, mode, **kw)
+
+
+def split_one_frame(frame: bytes, data_bytes: int) -> tuple:
+    """(header, data, mac) of a one-frame message holding ``data_bytes`` of data."""
+    header_len = len(frame) - data_bytes - 32
+    return frame[:header_len], frame[header_len:-32], frame[-32:]
 
 
 def push_message(arr, **kw):
@@ -58,19 +64,44 @@ def test_wrong_secret_is_rejected():
         codec(secret=bytes(32)).decode([bytes(p) for p in parts])
 
 
-def test_full_mode_detects_altered_array_bytes_header_mode_binds_sizes():
+@pytest.mark.parametrize("one_frame", [True, False])
+def test_full_mode_detects_altered_array_bytes_header_mode_binds_sizes(one_frame):
     arr = np.ones(16, np.float32)
+
+    def altered(parts, data):
+        if not one_frame:
+            return [parts[0], data, parts[2]]
+        header, _, mac = split_one_frame(parts[0], arr.nbytes)
+        return [header + data + mac]
     for mode in ("full", "header"):
-        parts = [bytes(p) for p in codec(mode).encode(push_message(arr))]
-        parts[1] = np.full(16, 2, np.float32).tobytes()
+        parts = [bytes(p) for p in codec(mode, one_frame_max=1 << 16 if one_frame else 0)
+                 .encode(push_message(arr))]
+        assert len(parts) == (1 if one_frame else 3)
+        np.testing.assert_array_equal(frame_array(codec(mode).decode(parts)), arr)
         if mode == "full":
             with pytest.raises(WireError, match="bad_mac"):
-                codec(mode).decode(parts)
+                codec(mode).decode(altered(parts, np.full(16, 2, np.float32).tobytes()))
         else:      # documented: header mode authenticates sizes, not array bytes
-            np.testing.assert_array_equal(frame_array(codec(mode).decode(parts)), 2)
-        parts[1] = np.full(15, 2, np.float32).tobytes()
+            np.testing.assert_array_equal(frame_array(codec(mode).decode(
+                altered(parts, np.full(16, 2, np.float32).tobytes()))), 2)
         with pytest.raises(WireError, match="frame_size"):
-            codec(mode).decode(parts)
+            codec(mode).decode(altered(parts, np.full(15, 2, np.float32).tobytes()))
+
+
+def test_small_messages_are_one_frame_and_a_receiver_takes_both_forms():
+    arr = np.arange(16, dtype=np.float32)
+    (one,) = codec().encode(push_message(arr))
+    header, data, mac = split_one_frame(one, arr.nbytes)
+    assert data == arr.tobytes()
+    assert mac == hmac.new(SECRET, header + data, hashlib.sha256).digest()
+    parts = codec(one_frame_max=0).encode(push_message(arr))
+    assert len(parts) == 3 and parts[1] is arr
+    for wire in ([one], [bytes(parts[0]), arr.tobytes(), parts[2]]):
+        np.testing.assert_array_equal(frame_array(codec().decode(wire)), arr)
+    with pytest.raises(WireError, match="frame_count"):
+        codec().decode([one, b""])                      # a one-frame message with a tail
+    big = np.zeros(1 << 14, np.float32)                 # 64 KiB: frames of their own
+    assert len(codec().encode(push_message(big))) == 3
 
 
 def test_auth_mode_mismatch_is_named():
@@ -186,12 +217,18 @@ def test_transport_delivers_and_drops_bad_frames_without_dying():
 
 
 # ---- fuzzing a live server while a real client trains against it (D20) --------------------
-def _fuzz_frames(rng: random.Random, c: Codec, n: int):
-    """``n`` malformed multipart messages of many kinds."""
-    good = [bytes(p) for p in c.encode(Message(
-        Cmd.PUSH, key=0, body={"dtype": "float32", "shape": [100]},
-        frames=[np.zeros(100, np.float32)], src_role=Role.WORKER, src_rank=0, nonce=1, seq=1,
-        dst_role=Role.SERVER, dst_rank=0))]
+def _fuzz_frames(rng: random.Random, secret: bytes, job: str, n: int):
+    """``n`` malformed messages of many kinds (one-frame and multipart)."""
+    c = Codec(secret, job, one_frame_max=0)
+    push = Message(Cmd.PUSH, key=0, body={"dtype": "float32", "shape": [100]},
+                   frames=[np.zeros(100, np.float32)], src_role=Role.WORKER, src_rank=0, nonce=1,
+                   seq=1, dst_role=Role.SERVER, dst_rank=0)
+    good = [bytes(p) for p in c.encode(push)]
+    (one,) = Codec(secret, job).encode(push)
+
+    def flipped(frame: bytes) -> list:
+        i = rng.randrange(len(frame))
+        return [frame[:i] + bytes([frame[i] ^ (1 << rng.randrange(8))]) + frame[i + 1:]]
     stranger = [bytes(p) for p in c.encode(Message(Cmd.STATS, src_role=Role.WORKER, src_rank=0,
                                                    dst_role=Role.SERVER, nonce=4242, seq=1))]
     unknown = [bytes(p) for p in c.encode(Message(99, src_role=Role.WORKER, src_rank=0,
@@ -211,6 +248,10 @@ def _fuzz_frames(rng: random.Random, c: Codec, n: int):
         lambda: stranger,                                                     # not a member
         lambda: unknown,                                                      # unknown command
         lambda: [b"HNKV" + rng.randbytes(rng.randint(60, 120))] + [b""] + [rng.randbytes(32)],
+        lambda: [one[:rng.randint(0, len(one) - 1)]],                        # truncated
+        lambda: [one + rng.randbytes(rng.randint(1, 64))],                    # too long
+        lambda: [one, rng.randbytes(rng.randint(0, 64))],                     # extra part
+        lambda: flipped(one),                                                 # altered bit
     ]
     for _ in range(n):
         yield rng.choice(kinds)()
@@ -230,8 +271,7 @@ def test_fuzzing_the_server_and_scheduler_never_kills_them(tmp_path):
     with Cluster(tmp_path, 1, 1, "fuzzed", {"flag": str(flag)},
                  server_env={0: {"PORT": str(server_port)}}) as job:
         job.wait_for_output("worker0", "ready", 30)
-        c = Codec(bytes.fromhex(job.env["HYBRIDNET_KVSTORE_SECRET"]),
-                  job.env["HYBRIDNET_KVSTORE_JOB_ID"])
+        secret = bytes.fromhex(job.env["HYBRIDNET_KVSTORE_SECRET"])
         rss_before = _rss_kib(job["server0"].pid)
         ctx = zmq.Context()
         socks = []
@@ -243,7 +283,8 @@ def test_fuzzing_the_server_and_scheduler_never_kills_them(tmp_path):
             socks.append(s)
         rng = random.Random(1234)
         sent = 0
-        for i, parts in enumerate(_fuzz_frames(rng, c, 10000)):
+        for i, parts in enumerate(_fuzz_frames(rng, secret, job.env["HYBRIDNET_KVSTORE_JOB_ID"],
+                                               10000)):
             socks[i % 10 == 0].send_multipart(parts)     # 10% go to the scheduler
             sent += 1
         time.sleep(1.0)
@@ -294,7 +335,7 @@ def test_link_monitor_sees_a_handshake_that_completes_during_connect(monkeypatch
 def test_codec_mac_is_hmac_sha256_over_header_and_frames():
     arr = np.arange(10, dtype=np.float32)
     for mode in ("full", "header"):
-        parts = codec(mode).encode(push_message(arr))
+        parts = codec(mode, one_frame_max=0).encode(push_message(arr))
         covered = parts[0] + (arr.tobytes() if mode == "full" else b"")
         assert parts[-1] == hmac.new(SECRET, covered, hashlib.sha256).digest()
 

@@ -4,6 +4,10 @@ A message is one ZeroMQ multipart message::
 
     [header] [data 0] ... [data n-1] [mac]
 
+or, when its data frames hold less than 64 KiB in all (flag ONE_FRAME), a single frame
+``header + data 0 + ... + data n-1 + mac``: every part sent or received costs a call that
+releases the GIL, which is most of a small message's cost in a process with busy threads.
+
 ``header`` is a fixed little-endian struct (``_FIXED`` below: magic ``HNKV``, version, command,
 flags, number of data frames, job id, sender and receiver role/rank, the sender's process nonce,
 a per-connection sequence number, a request id, the key, the body length), then one u64 length
@@ -55,6 +59,7 @@ MAC_SIZE = 32
 MAX_FRAMES = 4096
 MAX_BODY = 1 << 20
 POLY1305_MIN = 1 << 16         # data bytes from which 'full' mode uses the Poly1305 tag
+ONE_FRAME_MAX = 1 << 16        # data bytes below which a message is one frame
 _FIXED = struct.Struct("<4sBBHH16sBBiiQQQqI")
 _LEN = struct.Struct("<Q")
 
@@ -108,11 +113,12 @@ class Flag:
     ERROR = 0x2
     MAC_PAYLOAD = 0x4   # the MAC covers data frames too (auth mode 'full')
     MAC_POLY1305 = 0x20  # ... through their Poly1305 tag under a one-time key
+    ONE_FRAME = 0x40    # data and MAC follow the header in its frame
     ASYNC = 0x8         # a push sent by a dist_async store
     COMPRESSED = 0x10   # the data frame holds 2-bit codes
 
 
-_NOT_MAC_FLAGS = 0xFFFF ^ (Flag.MAC_PAYLOAD | Flag.MAC_POLY1305)
+_NOT_MAC_FLAGS = 0xFFFF ^ (Flag.MAC_PAYLOAD | Flag.MAC_POLY1305 | Flag.ONE_FRAME)
 _COMMANDS = frozenset(int(c) for c in Cmd)
 _ROLES = frozenset(int(r) for r in Role)
 _DTYPES = {name: np.dtype(name) for name in
@@ -203,10 +209,11 @@ class Codec:
         mode: ``'full'`` (MAC over header and data) or ``'header'`` (MAC over the header, which
             holds every data frame's length); see the module docstring.
         max_frame: largest data frame (bytes) accepted.
+        one_frame_max: messages with less data (bytes) than this are sent as one frame.
     """
 
     def __init__(self, secret: bytes, job_id: str, mode: str = "full",
-                 max_frame: int = 4 << 30):
+                 max_frame: int = 4 << 30, one_frame_max: int = ONE_FRAME_MAX):
         if len(secret) != 32:
             raise HybridNetError("the job secret must be 32 bytes")
         if mode not in ("full", "header"):
@@ -219,6 +226,7 @@ class Codec:
         self.job = job_bytes(job_id)
         self.mode = mode
         self.max_frame = int(max_frame)
+        self.one_frame_max = int(one_frame_max)
 
     def __repr__(self):                    # never show the secret
         return f"<Codec mode={self.mode}>"
@@ -246,10 +254,13 @@ class Codec:
     def encode(self, msg: Message) -> list:
         """The multipart parts of ``msg``: header bytes, the data frames as given, the MAC."""
         flags = msg.flags & _NOT_MAC_FLAGS
+        size = sum(_frame_len(f) for f in msg.frames)
         if self.mode == "full":
             flags |= Flag.MAC_PAYLOAD
-            if Poly1305 is not None and sum(_frame_len(f) for f in msg.frames) >= POLY1305_MIN:
+            if Poly1305 is not None and size >= POLY1305_MIN:
                 flags |= Flag.MAC_POLY1305
+        if size < self.one_frame_max:
+            flags |= Flag.ONE_FRAME
         body = json.dumps(msg.body, separators=(",", ":")).encode() if msg.body else b""
         if len(body) > MAX_BODY:
             raise WireError("body_size", f"message body of {len(body)} bytes exceeds {MAX_BODY}")
@@ -261,7 +272,10 @@ class Codec:
         parts.extend(_LEN.pack(_frame_len(f)) for f in msg.frames)
         parts.append(body)
         header = b"".join(parts)
-        return [header, *msg.frames, self._mac(header, msg.frames, flags)]
+        mac = self._mac(header, msg.frames, flags)
+        if flags & Flag.ONE_FRAME:
+            return [b"".join([header, *map(_frame_view, msg.frames), mac])]
+        return [header, *msg.frames, mac]
 
     @staticmethod
     def frame_sizes(header: bytes) -> tuple:
@@ -274,8 +288,8 @@ class Codec:
 
     def decode(self, parts: list) -> Message:
         """Check and decode received parts (bytes or zmq Frames); raise ``WireError``."""
-        if len(parts) < 2:
-            raise WireError("frame_count", f"{len(parts)} parts, expected header and mac")
+        if not parts:
+            raise WireError("frame_count", "an empty message")
         head = parts[0]
         head = head.bytes if hasattr(head, "bytes") else bytes(head)
         if len(head) < _FIXED.size:
@@ -288,24 +302,41 @@ class Codec:
             raise WireError("version", f"protocol version {version}, this node speaks {VERSION}")
         if job != self.job:
             raise WireError("wrong_job", "message of another job (job id differs)")
-        if nframes != len(parts) - 2:
-            raise WireError("frame_count", f"header announces {nframes} data frames, "
-                                           f"message has {len(parts) - 2}")
+        one_frame = flags & Flag.ONE_FRAME
+        count = 1 if one_frame else nframes + 2
+        if len(parts) != count:
+            raise WireError("frame_count", f"header announces {nframes} data frames"
+                                           f"{' in its frame' if one_frame else ''}, message "
+                                           f"has {len(parts)} parts")
         if body_len > MAX_BODY:
             raise WireError("body_size", f"body of {body_len} bytes exceeds {MAX_BODY}")
         expected = _FIXED.size + nframes * _LEN.size + body_len
-        if len(head) != expected:
+        if len(head) < expected or (len(head) != expected and not one_frame):
             raise WireError("header_size", f"header of {len(head)} bytes, fields say {expected}")
-        data = parts[1:-1]
-        for i in range(nframes):
-            (length,) = _LEN.unpack_from(head, _FIXED.size + i * _LEN.size)
+        lengths = struct.unpack_from(f"<{nframes}Q", head, _FIXED.size)
+        for i, length in enumerate(lengths):
             if length > self.max_frame:
                 raise WireError("frame_size", f"frame {i} announces {length} bytes > limit "
                                               f"{self.max_frame}")
-            actual = _frame_len(data[i])
-            if actual != length:
-                raise WireError("frame_size", f"frame {i} has {actual} bytes, header says "
-                                              f"{length}")
+        if one_frame:
+            total = expected + sum(lengths) + MAC_SIZE
+            if len(head) != total:
+                raise WireError("frame_size", f"frame of {len(head)} bytes, its header "
+                                              f"announces {total}")
+            view, data, offset = memoryview(head), [], expected
+            for length in lengths:
+                data.append(view[offset:offset + length])
+                offset += length
+            mac, header = head[offset:], head[:expected]
+        else:
+            data = parts[1:-1]
+            for i, length in enumerate(lengths):
+                actual = _frame_len(data[i])
+                if actual != length:
+                    raise WireError("frame_size", f"frame {i} has {actual} bytes, header says "
+                                                  f"{length}")
+            mac, header = parts[-1], head
+            mac = mac.bytes if hasattr(mac, "bytes") else bytes(mac)
         if bool(flags & Flag.MAC_PAYLOAD) != (self.mode == "full"):
             sender = "full" if flags & Flag.MAC_PAYLOAD else "header"
             raise WireError("auth_mode", f"sender authenticates in '{sender}' mode, this node "
@@ -314,9 +345,7 @@ class Codec:
             raise WireError("auth_mode", "sender authenticates arrays with Poly1305, which needs "
                                          "the 'cryptography' package on this node (pip install "
                                          "cryptography)")
-        mac = parts[-1]
-        mac = mac.bytes if hasattr(mac, "bytes") else bytes(mac)
-        if len(mac) != MAC_SIZE or not hmac.compare_digest(mac, self._mac(head, data, flags)):
+        if len(mac) != MAC_SIZE or not hmac.compare_digest(mac, self._mac(header, data, flags)):
             raise WireError("bad_mac", "authentication failed (wrong secret or altered frame)")
         if cmd not in _COMMANDS:
             raise WireError("unknown_command", f"command {cmd}")
@@ -324,7 +353,7 @@ class Codec:
             raise WireError("bad_role", f"roles {src_role}->{dst_role}")
         body = {}
         if body_len:
-            raw = head[expected - body_len:]
+            raw = head[expected - body_len:expected]
             try:
                 body = json.loads(raw)
             except (ValueError, RecursionError) as err:

@@ -276,6 +276,39 @@ def scenario_keys(kv, mx, keys=1000, rounds=3):
             "stats": kv._server_stats() if kv.rank == 0 else None}
 
 
+def scenario_memory(kv, mx, mib=64, steps=1000):
+    """Memory (B8, B9): peak RSS around pushing one ``mib`` MiB array, then RSS over
+    ``steps`` rounds of small keys with a server-side optimizer."""
+    from hybridnet.kvstore.dist.server import memory_kib
+    n = (mib << 20) // 4
+    out = {"server": [kv._server_stats()[0]], "worker": [memory_kib()]}
+    big = mx.nd.ones((n,))
+    kv.init(100, big)
+    kv.push(100, big)
+    kv._barrier()                    # the server has the value and the round is complete
+    out["worker"].append(memory_kib())
+    out["server"].append(kv._server_stats()[0])
+    kv.pull(100, out=big)          # the pulled value lands in the pushed array
+    big.wait_to_read()
+    out["big_ok"] = bool((big.asnumpy()[::4096] == 1).all())
+    del big
+    keys = list(range(8))
+    kv.init(keys, [mx.nd.zeros((1000,)) for _ in keys])
+    kv.set_optimizer(mx.optimizer.SGD(learning_rate=0.1, momentum=0.9))
+    grads = [mx.nd.ones((1000,)) for _ in keys]
+    outs = [mx.nd.zeros((1000,)) for _ in keys]
+    out["rss"] = {}
+    for step in range(1, steps + 1):
+        kv.push(keys, grads)
+        kv.pull(keys, out=outs)
+        mx.nd.waitall()
+        if step in (50, steps):
+            out["rss"][step] = {"worker": memory_kib()["rss_kib"],
+                                "server": kv._server_stats()[0]["rss_kib"]}
+    out["weight"] = float(outs[0].asnumpy()[0])
+    return out
+
+
 def shard(x: np.ndarray, batch: int, rank: int, workers: int) -> np.ndarray:
     """Worker ``rank``'s rows: its contiguous share of every global batch of ``batch`` rows
     (so the workers' batches, concatenated in rank order, are the one-process batches)."""

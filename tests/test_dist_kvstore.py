@@ -241,3 +241,24 @@ def test_a_thousand_keys_on_four_workers_and_two_servers_lose_nothing(tmp_path):
     updates = {k: n for s in stats for k, n in s["updates"].items()}
     assert updates == {str(k): rounds for k in range(keys)}
     assert all(s["keys"] > keys // 4 for s in stats)      # both servers own many keys
+
+
+# ---- memory: zero copy (B8) and no leaks (B9) --------------------------------------------
+def test_pushing_a_big_array_copies_little_and_rounds_leak_nothing(tmp_path):
+    mib, steps = 64, 1000
+    with Cluster(tmp_path, 1, 1, "memory", {"mib": mib, "steps": steps}) as job:
+        job.wait(120)
+        job.assert_ok()
+        result = job["worker0"].result()
+    size_kib = mib << 10
+    worker = result["worker"][1]["hwm_kib"] - result["worker"][0]["hwm_kib"]
+    server = result["server"][1]["hwm_kib"] - result["server"][0]["hwm_kib"]
+    assert worker <= 1.25 * size_kib, (worker, size_kib)      # the array itself, no copy
+    assert server <= 2.25 * size_kib, (server, size_kib)      # value + the received push
+    assert result["big_ok"]
+    # SGD with momentum from 0 on gradient 1: w_t = -0.1 * sum_{i<t} (1 + 0.9 + ... + 0.9^i)
+    expected = -0.1 * sum((1 - 0.9 ** (i + 1)) / 0.1 for i in range(steps))
+    assert abs(result["weight"] - expected) <= 1e-3 * abs(expected)
+    early, late = result["rss"]["50"], result["rss"][str(steps)]
+    for role in ("worker", "server"):
+        assert late[role] <= max(1.10 * early[role], early[role] + 8 * 1024), (role, early, late)

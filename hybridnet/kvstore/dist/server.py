@@ -44,7 +44,7 @@ from .job import JobConfig
 from .membership import Member
 from .wire import Cmd, Flag, Message, Role, WireError, array_meta, frame_array
 
-__all__ = ["KVServer", "main"]
+__all__ = ["KVServer", "main", "memory_kib"]
 
 log = logging.getLogger("hybridnet.kvstore.dist")
 
@@ -142,7 +142,7 @@ class KVServer:
     def _init(self, msg: Message) -> None:
         if msg.key in self.keys:
             raise _Refused(f"key {msg.body.get('name', msg.key)!r} is already initialized")
-        value = np.array(frame_array(msg, 0), copy=True)
+        value = frame_array(msg, 0)   # the received bytes, read-only; copied on first update
         name = msg.body.get("name", msg.key)
         self.keys[msg.key] = _Key(name if isinstance(name, (int, str)) else msg.key, value)
         self.member.reply(msg)
@@ -227,7 +227,7 @@ class KVServer:
             "bytes_recv": sum(transport.bytes_recv.values()),
             "bytes_sent": sum(transport.bytes_sent.values()),
             "messages_recv": transport.messages_recv,
-            "drops": dict(transport.drops.counts), "sync": self.sync})
+            "drops": dict(transport.drops.counts), "sync": self.sync, **memory_kib()})
 
     def _state_get(self, msg: Message) -> None:
         if self.updater is None:
@@ -339,6 +339,17 @@ class KVServer:
                 key.warned = True
                 log.warning("%s: waiting for ranks %s on %s (round %d) for %.1f s", self.name,
                             missing, key.label(), key.round, waited)
+
+
+def memory_kib() -> dict:
+    """This process's resident memory now and at its peak (KiB; Linux /proc, else {})."""
+    try:
+        with open("/proc/self/status") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+        return {"rss_kib": int(fields["VmRSS"].split()[0]),
+                "hwm_kib": int(fields["VmHWM"].split()[0])}
+    except (OSError, KeyError, ValueError):
+        return {}
 
 
 class _Refused(Exception):

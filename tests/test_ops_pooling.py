@@ -143,7 +143,7 @@ def test_valid_and_full_output_sizes_follow_mxnets_formulas_on_odd_sizes():
                                  "pooling_convention": conv})
             assert op.infer_shape(p, [(1, 1, n, n + 1)])[1][0][2] == want, (n, k, s, q, conv)
         p = op.parse_params({"kernel": (k,), "stride": (s,), "pooling_convention": "same"})
-        assert op.infer_shape(p, [(1, 1, n)])[1] == [(1, 1, -(-n // s))]
+        assert op.infer_shape(p, [(1, 1, n)])[1][0] == (1, 1, -(-n // s))
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
@@ -207,11 +207,14 @@ def _infer(shapes, **params):
 
 
 def test_partial_and_global_shapes():
+    # max pooling's second output is the hidden argmax, shaped like the first
     assert _infer([(0, 3, 7, 0)], kernel=(3, 3), stride=(2, 2)) == \
-        ([(0, 3, 7, 0)], [(0, 3, 3, 0)], [])
-    assert _infer([None], kernel=(3, 3)) == ([None], [None], [])
-    assert _infer([(2, 3, 5)], global_pool=True)[1] == [(2, 3, 1)]
-    assert _infer([(2, 3, 4, 5, 6)], global_pool=True, kernel=(2,))[1] == [(2, 3, 1, 1, 1)]
+        ([(0, 3, 7, 0)], [(0, 3, 3, 0)] * 2, [])
+    assert _infer([None], kernel=(3, 3)) == ([None], [None, None], [])
+    assert _infer([None], kernel=(3, 3), pool_type="avg") == ([None], [None], [])
+    assert _infer([(2, 3, 5)], global_pool=True)[1] == [(2, 3, 1)] * 2
+    assert _infer([(2, 3, 4, 5, 6)], global_pool=True, kernel=(2,), pool_type="sum")[1] == \
+        [(2, 3, 1, 1, 1)]
     p = get_op("Pooling").parse_params({"kernel": "(2, 2)", "pool_type": "lp", "p_value": "2",
                                         "count_include_pad": "False", "global_pool": "0"})
     assert (p.kernel, p.p_value, p.count_include_pad, p.global_pool) == ((2, 2), 2, False,
@@ -292,10 +295,67 @@ def test_2d_max_kernels_match_the_general_kernels(shape, kernel, stride, pad, li
     np.testing.assert_array_equal(y, y_ref)
     dy = np.random.RandomState(1).standard_normal(y.shape).astype(np.float32)
     dx, dx_ref = np.ones_like(x), np.ones_like(x)
-    kern._max_backward_2d(x, dy, dx, kernel, stride, pad, limit, False)
-    kern._max_backward(x, dy, dx_ref, kernel, stride, pad, limit)
+    kern._max_backward_2d(x, dy, dx, kernel, stride, pad, limit, lowest, False)
+    kern._max_backward(x, dy, dx_ref, kernel, stride, pad, limit, lowest)
     np.testing.assert_array_equal(dx, dx_ref)
     fresh, fresh_ref = np.full_like(x, np.nan), np.zeros_like(x)
-    kern._max_backward_2d(x, dy, fresh, kernel, stride, pad, limit, True)    # overwrites
-    kern._max_backward(x, dy, fresh_ref, kernel, stride, pad, limit)
+    kern._max_backward_2d(x, dy, fresh, kernel, stride, pad, limit, lowest, True)  # overwrites
+    kern._max_backward(x, dy, fresh_ref, kernel, stride, pad, limit, lowest)
     np.testing.assert_array_equal(fresh, fresh_ref)
+
+
+@pytest.mark.parametrize("shape,params", [
+    ((3, 4, 9, 10), dict(kernel=(3, 3), stride=(2, 2), pad=(1, 1))),
+    ((2, 3, 7, 7), dict(kernel=(2, 2), stride=(2, 2), pooling_convention="full")),
+    ((2, 3, 11), dict(kernel=(3,), stride=(2,))),
+    ((1, 2, 4, 5, 6), dict(kernel=(2, 2, 2), stride=(2, 2, 2))),       # not recorded: 3-D
+])
+def test_max_backward_through_the_recorded_argmax_equals_recomputing_it(shape, params):
+    op = get_op("Pooling")
+    p = op.parse_params(params)
+    ctx = OpContext(np, mx.cpu(), None)
+    x = np.random.RandomState(0).randint(-3, 4, shape).astype(np.float32)    # many ties
+    (_, (y_shape, arg_shape), _) = op.infer_shape(p, [x.shape])
+    assert op.infer_type(p, [np.dtype(np.float32)])[1] == [np.float32, np.int32]
+    dy = np.random.RandomState(1).standard_normal(y_shape).astype(np.float32)
+    grads = {}
+    for train in (True, False):
+        y, arg = np.empty(y_shape, np.float32), np.empty(arg_shape, np.int32)
+        op.forward(ctx, p, [x], [], [y, arg], train)
+        np.testing.assert_array_equal(y, pool_ref(x, **params))
+        recorded = arg.reshape(-1)[0] != kern.NOT_RECORDED
+        assert recorded == (train and len(shape) < 5)
+        if recorded:       # in-plane index of the first maximum of each window
+            planes = x.reshape(x.shape[0] * x.shape[1], -1)
+            np.testing.assert_array_equal(
+                np.take_along_axis(planes, np.maximum(arg.reshape(len(planes), -1), 0), 1),
+                np.where(arg.reshape(len(planes), -1) >= 0, y.reshape(len(planes), -1),
+                         np.finfo(np.float32).min))
+        dx = np.full_like(x, np.nan)
+        op.backward(ctx, p, [dy], [x], [y, arg], [], [dx], ["write"])
+        acc = np.ones_like(x)
+        op.backward(ctx, p, [dy], [x], [y, arg], [], [acc], ["add"])
+        np.testing.assert_allclose(acc, dx + 1, rtol=1e-6)
+        grads[train] = dx
+    np.testing.assert_array_equal(grads[True], grads[False])
+    xc = x.reshape((-1,) + (1,) * (5 - x.ndim) + x.shape[2:])
+    g = pool_geometry(p, x.shape)
+    want = np.zeros_like(xc)
+    kern.pool_backward_xp(np, xc, pool_ref(x, **params).astype(np.float32).reshape(
+        (len(xc),) + (1,) * (5 - x.ndim) + g.out_sp), dy.reshape(
+        (len(xc),) + (1,) * (5 - x.ndim) + g.out_sp), want, kern.MAX, g.kernel, g.stride,
+        g.pad, g.limit)
+    np.testing.assert_allclose(grads[True], want.reshape(x.shape), rtol=1e-6, atol=1e-6)
+
+
+def test_max_gradient_is_the_same_when_recorded_in_inference_mode():
+    x = mx.nd.array(np.random.RandomState(0).standard_normal((2, 3, 8, 8)))
+    grads = []
+    for train_mode in (True, False):
+        x.attach_grad()
+        with mx.autograd.record(train_mode=train_mode):
+            y = mx.nd.Pooling(x, kernel=(3, 3), stride=(2, 2))
+        y.backward(mx.nd.array(np.arange(np.prod(y.shape)).reshape(y.shape)))
+        grads.append(x.grad.asnumpy())
+    np.testing.assert_array_equal(grads[0], grads[1])
+    assert grads[0].sum() == np.arange(2 * 3 * 9).sum()

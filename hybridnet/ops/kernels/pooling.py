@@ -11,8 +11,14 @@ data is read.
 MXNet's rules, kept here: max ignores padding (a window with no data yields the dtype's lowest
 value); avg divides by the window clipped to ``limit`` (count_include_pad) or by the number of
 data elements; lp is ``(sum x^p)^(1/p)`` without absolute values (p = 1, 2, 3; the cube root
-keeps the sign). Max backward recomputes the argmax -- the first maximum in scan order --
-instead of storing it: the recomputation costs less than writing and reading an index array.
+keeps the sign). Max backward routes each gradient to the window's first maximum in scan order
+(nothing where no value is above the dtype's lowest). The 2-D max forward records these
+argmaxes when given an int32 array for them (the op's hidden output): the backward then only
+scatters, ~1.8x less work for forward + backward than finding them again; without a record
+(inference-mode forward, 3-D data) the backward finds them itself.
+
+Work is split over the planes axis for large data (engine/parallel.py): every plane is
+independent, so the slices write disjoint parts of the output and of the gradient.
 
 CPU float32/float64 arrays use the numba kernels (nogil; no temporaries). Everything else (cupy
 on the GPU, float16 on the CPU) uses ``pool_forward_xp`` / ``pool_backward_xp``: one strided
@@ -23,10 +29,14 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["MAX", "AVG", "SUM", "LP", "pool_forward", "pool_backward", "pool_forward_xp",
-           "pool_backward_xp"]
+from ...engine.parallel import parallel_slices
+
+__all__ = ["MAX", "AVG", "SUM", "LP", "NOT_RECORDED", "pool_forward", "pool_backward",
+           "pool_forward_xp", "pool_backward_xp"]
 
 MAX, AVG, SUM, LP = 0, 1, 2, 3
+# First element of an argmax array whose forward did not record (no window's argmax is < -1).
+NOT_RECORDED = -2
 
 
 @numba.njit(nogil=True, cache=True)
@@ -59,8 +69,9 @@ def _max_forward(x, y, kernel, stride, pad, limit, lowest):
 
 
 @numba.njit(nogil=True, cache=True)
-def _max_backward(x, dy, dx, kernel, stride, pad, limit):
-    """dx += dy routed to the first maximum of every window."""
+def _max_backward(x, dy, dx, kernel, stride, pad, limit, lowest):
+    """dx += dy routed to the first maximum of every window (none where nothing in the window
+    is above ``lowest``: the forward gave ``lowest`` there)."""
     planes, d_, h_, w_ = x.shape
     _, od, oh, ow = dy.shape
     for c in range(planes):
@@ -71,12 +82,12 @@ def _max_backward(x, dy, dx, kernel, stride, pad, limit):
                 for q in range(ow):
                     _, _, x0, x1 = _window(q, stride[2], pad[2], kernel[2], limit[2], w_)
                     bz, by, bx = -1, 0, 0
-                    m = x[c, 0, 0, 0]
+                    m = lowest
                     for z in range(z0, z1):
                         for yy in range(y0, y1):
                             for xx in range(x0, x1):
                                 v = x[c, z, yy, xx]
-                                if bz < 0 or v > m:
+                                if v > m:
                                     m, bz, by, bx = v, z, yy, xx
                     if bz >= 0:
                         dx[c, bz, by, bx] += dy[c, a, b, q]
@@ -174,17 +185,15 @@ def _max_forward_2d(x, y, kernel, stride, pad, limit, lowest):
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _row_argmax_clipped(src, base, w_, y0, rows, best, q0, q1, kw, sw, pw, ew):
+def _row_argmax_clipped(src, base, w_, y0, rows, best, q0, q1, kw, sw, pw, ew, lowest):
     """best[q] for q in [q0, q1): in-plane index of the first maximum (row-major) of data rows
-    [y0, y0 + rows), columns clipped; -1 for a window without data."""
+    [y0, y0 + rows), columns clipped; -1 for a window without data or with nothing above
+    ``lowest`` (the forward's value there)."""
     for q in range(q0, q1):
         x0 = q * sw - pw
         lo, hi = max(x0, 0), min(x0 + kw, ew)
-        if lo >= hi or rows <= 0:
-            best[q] = -1
-            continue
-        at = y0 * w_ + lo
-        m = src[base + U64(at)]
+        m = lowest
+        at = -1
         for i in range(rows):
             for j in range(lo, hi):
                 k = (y0 + i) * w_ + j
@@ -196,25 +205,66 @@ def _row_argmax_clipped(src, base, w_, y0, rows, best, q0, q1, kw, sw, pw, ew):
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _row_argmax_inner(src, base, w_, y0, best, qa, qb, kh, kw, sw, pw):
+def _row_argmax_inner(src, base, w_, y0, best, qa, qb, kh, kw, sw, pw, lowest):
     """best[q] for q in [qa, qb): ``_row_argmax_clipped`` of full kh x kw windows."""
     first = y0 * w_ - pw
     for q in range(U64(qa), U64(qb)):
-        s = base + U64(first) + q * U64(sw)
-        m = src[s]
-        at = I32(0)
+        corner = I32(first) + I32(q * U64(sw))          # the window's first in-plane index
+        s = base + U64(corner)
+        m = lowest
+        at = I32(-1)
         for i in range(kh):
             for k in range(kw):
                 v = src[s + U64(i * w_ + k)]
                 hit = v > m
                 m = v if hit else m
-                at = I32(i * w_ + k) if hit else at
-        best[q] = at + I32(first) + I32(q * U64(sw))
+                # the absolute index, not an offset fixed up after the loop: a select after
+                # the loop stops LLVM vectorizing it (2-3x slower)
+                at = corner + I32(i * w_ + k) if hit else at
+        best[q] = at
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _row_argmax(src, base, w_, b, best, ow, kh, kw, sh, sw, ph, pw, eh, ew, qa, qb, lowest):
+    """best[q]: the argmax of every window of output row b (see ``_row_argmax_clipped``)."""
+    y0 = b * sh - ph
+    y1 = min(y0 + kh, eh)
+    y0 = max(y0, 0)
+    if y1 - y0 == kh:
+        _row_argmax_clipped(src, base, w_, y0, kh, best, 0, qa, kw, sw, pw, ew, lowest)
+        _row_argmax_inner(src, base, w_, y0, best, qa, qb, kh, kw, sw, pw, lowest)
+        _row_argmax_clipped(src, base, w_, y0, kh, best, qb, ow, kw, sw, pw, ew, lowest)
+    else:
+        _row_argmax_clipped(src, base, w_, y0, y1 - y0, best, 0, ow, kw, sw, pw, ew, lowest)
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _scatter(best, gy, o, gx, base, n):
+    """gx[base + best[q]] += gy[o + q] for q < n, skipping windows without a maximum."""
+    for q in range(U64(n)):
+        if best[q] >= 0:
+            gx[base + U64(best[q])] += gy[o + q]
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _max_planes_argmax_2d(src, dst, arg, planes, h_, w_, oh, ow, kh, kw, sh, sw, ph, pw, eh,
+                          ew, lowest):
+    qa, qb = _inner_columns(ow, sw, pw, kw, ew)
+    for c in range(planes):
+        base = U64(c * h_ * w_)
+        o = U64(c * oh * ow)
+        for b in range(oh):
+            best = arg[o:o + U64(ow)]
+            _row_argmax(src, base, w_, b, best, ow, kh, kw, sh, sw, ph, pw, eh, ew, qa, qb,
+                        lowest)
+            for q in range(U64(ow)):
+                dst[o + q] = src[base + U64(best[q])] if best[q] >= 0 else lowest
+            o += U64(ow)
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
 def _max_planes_backward_2d(src, gy, gx, best, planes, h_, w_, oh, ow, kh, kw, sh, sw, ph, pw,
-                            eh, ew, overwrite):
+                            eh, ew, lowest, overwrite):
     qa, qb = _inner_columns(ow, sw, pw, kw, ew)
     for c in range(planes):
         base = U64(c * h_ * w_)
@@ -223,23 +273,37 @@ def _max_planes_backward_2d(src, gy, gx, best, planes, h_, w_, oh, ow, kh, kw, s
                 gx[base + i] = 0
         o = U64(c * oh * ow)
         for b in range(oh):
-            y0 = b * sh - ph
-            y1 = min(y0 + kh, eh)
-            y0 = max(y0, 0)
-            if y1 - y0 == kh:
-                _row_argmax_clipped(src, base, w_, y0, kh, best, 0, qa, kw, sw, pw, ew)
-                _row_argmax_inner(src, base, w_, y0, best, qa, qb, kh, kw, sw, pw)
-                _row_argmax_clipped(src, base, w_, y0, kh, best, qb, ow, kw, sw, pw, ew)
-            else:
-                _row_argmax_clipped(src, base, w_, y0, y1 - y0, best, 0, ow, kw, sw, pw, ew)
-            for q in range(U64(ow)):
-                if best[q] >= 0:
-                    gx[base + U64(best[q])] += gy[o + q]
+            _row_argmax(src, base, w_, b, best, ow, kh, kw, sh, sw, ph, pw, eh, ew, qa, qb,
+                        lowest)
+            _scatter(best, gy, o, gx, base, ow)
             o += U64(ow)
 
 
 @numba.njit(nogil=True, cache=True)
-def _max_backward_2d(x, dy, dx, kernel, stride, pad, limit, overwrite):
+def _max_forward_argmax_2d(x, y, argmax, kernel, stride, pad, limit, lowest):
+    """``_max_forward_2d`` that also records every window's argmax (in-plane index, -1 for
+    none) in the int32 array ``argmax`` shaped like y, for ``_max_backward_recorded``."""
+    planes, _, h_, w_ = x.shape
+    _, _, oh, ow = y.shape
+    kh, kw, sh, sw, ph, pw = kernel[1], kernel[2], stride[1], stride[2], pad[1], pad[2]
+    eh, ew = min(limit[1], h_), min(limit[2], w_)
+    src, dst, arg = x.ravel(), y.ravel(), argmax.ravel()
+    if kh == 3 and kw == 3 and sw == 2:
+        _max_planes_argmax_2d(src, dst, arg, planes, h_, w_, oh, ow, 3, 3, sh, 2, ph, pw, eh,
+                              ew, lowest)
+    elif kh == 2 and kw == 2 and sw == 2:
+        _max_planes_argmax_2d(src, dst, arg, planes, h_, w_, oh, ow, 2, 2, sh, 2, ph, pw, eh,
+                              ew, lowest)
+    elif kh == 3 and kw == 3 and sw == 1:
+        _max_planes_argmax_2d(src, dst, arg, planes, h_, w_, oh, ow, 3, 3, sh, 1, ph, pw, eh,
+                              ew, lowest)
+    else:
+        _max_planes_argmax_2d(src, dst, arg, planes, h_, w_, oh, ow, kh, kw, sh, sw, ph, pw,
+                              eh, ew, lowest)
+
+
+@numba.njit(nogil=True, cache=True)
+def _max_backward_2d(x, dy, dx, kernel, stride, pad, limit, lowest, overwrite):
     """``_max_backward`` for D == 1 on C-contiguous arrays (same first-maximum rule); with
     ``overwrite`` dx is set rather than added to."""
     planes, _, h_, w_ = x.shape
@@ -250,16 +314,33 @@ def _max_backward_2d(x, dy, dx, kernel, stride, pad, limit, overwrite):
     best = np.empty(ow, np.int32)
     if kh == 3 and kw == 3 and sw == 2:
         _max_planes_backward_2d(src, gy, gx, best, planes, h_, w_, oh, ow, 3, 3, sh, 2, ph, pw,
-                                eh, ew, overwrite)
+                                eh, ew, lowest, overwrite)
     elif kh == 2 and kw == 2 and sw == 2:
         _max_planes_backward_2d(src, gy, gx, best, planes, h_, w_, oh, ow, 2, 2, sh, 2, ph, pw,
-                                eh, ew, overwrite)
+                                eh, ew, lowest, overwrite)
     elif kh == 3 and kw == 3 and sw == 1:
         _max_planes_backward_2d(src, gy, gx, best, planes, h_, w_, oh, ow, 3, 3, sh, 1, ph, pw,
-                                eh, ew, overwrite)
+                                eh, ew, lowest, overwrite)
     else:
         _max_planes_backward_2d(src, gy, gx, best, planes, h_, w_, oh, ow, kh, kw, sh, sw, ph,
-                                pw, eh, ew, overwrite)
+                                pw, eh, ew, lowest, overwrite)
+
+
+@numba.njit(nogil=True, cache=True)
+def _max_backward_recorded(argmax, dy, dx, overwrite):
+    """dx (+)= dy routed through the argmaxes ``_max_forward_argmax_2d`` recorded: one pass
+    that only scatters (dx canonical (planes, D, H, W), argmax and dy (planes, 1, OH, OW))."""
+    planes = dx.shape[0]
+    size = dx[0].size
+    outs = dy[0].size
+    arg, gy, gx = argmax.ravel(), dy.ravel(), dx.ravel()
+    for c in range(planes):
+        base = U64(c * size)
+        if overwrite:
+            for i in range(U64(size)):
+                gx[base + i] = 0
+        o = U64(c * outs)
+        _scatter(arg[o:o + U64(outs)], gy, o, gx, base, outs)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -342,28 +423,59 @@ def _flat_2d(x, kernel) -> bool:
     return x.shape[1] == 1 and kernel[0] == 1 and x.flags.c_contiguous
 
 
+def _over_planes(kernel, arrays, *args) -> None:
+    """``kernel(*arrays, *args)`` with the canonical ``arrays`` cut along the planes axis, the
+    slices run in parallel for large data (engine/parallel.py): planes are independent and
+    every slice writes its own part of the output or gradient."""
+    parallel_slices(arrays[0].shape[0],
+                    lambda _, part: kernel(*(a[part] for a in arrays), *args),
+                    sum(a.nbytes for a in arrays))
+
+
+def _lowest(dtype):
+    return dtype.type(np.finfo(dtype).min)
+
+
 def pool_forward(xp, x, y, kind: int, kernel, stride, pad, limit, p_value: int = 1,
-                 include_pad: bool = True) -> None:
-    """y = pooling of x; both canonical (planes, D, H, W); y is overwritten."""
+                 include_pad: bool = True, argmax=None) -> None:
+    """y = pooling of x; both canonical (planes, D, H, W); y is overwritten.
+
+    ``argmax`` (max pooling; int32, shaped like y): where the kernels can, the argmax of every
+    window is recorded there for ``pool_backward``; otherwise it is marked NOT_RECORDED.
+    """
+    if argmax is not None:
+        argmax.reshape(-1)[:1] = NOT_RECORDED
     if not (_use_numba(x, y) and y.flags.c_contiguous):
         pool_forward_xp(xp, x, y, kind, kernel, stride, pad, limit, p_value, include_pad)
-    elif kind == MAX:
-        lowest = x.dtype.type(np.finfo(x.dtype).min)
-        if _flat_2d(x, kernel):
-            _max_forward_2d(x, y, kernel, stride, pad, limit, lowest)
-        else:
-            _max_forward(x, y, kernel, stride, pad, limit, lowest)
+    elif kind != MAX:
+        _over_planes(_sum_forward, (x, y), kernel, stride, pad, limit, kind, p_value,
+                     include_pad)
+    elif not _flat_2d(x, kernel):
+        _over_planes(_max_forward, (x, y), kernel, stride, pad, limit, _lowest(x.dtype))
+    elif _recordable(argmax, y):
+        _over_planes(_max_forward_argmax_2d, (x, y, argmax), kernel, stride, pad, limit,
+                     _lowest(x.dtype))
     else:
-        _sum_forward(x, y, kernel, stride, pad, limit, kind, p_value, include_pad)
+        _over_planes(_max_forward_2d, (x, y), kernel, stride, pad, limit, _lowest(x.dtype))
+
+
+def _recordable(argmax, y) -> bool:
+    return (type(argmax) is np.ndarray and argmax.dtype == np.int32
+            and argmax.flags.c_contiguous and argmax.shape == y.shape)
 
 
 def pool_backward(xp, x, y, dy, dx, kind: int, kernel, stride, pad, limit, p_value: int = 1,
-                  include_pad: bool = True, accumulate: bool = True) -> None:
+                  include_pad: bool = True, accumulate: bool = True, argmax=None) -> None:
     """dx += the input gradient of pooling (``accumulate=False``: dx = it); all canonical
-    (planes, D, H, W)."""
-    if (kind == MAX and _use_numba(x, y, dy, dx) and _flat_2d(x, kernel)
-            and dy.flags.c_contiguous and dx.flags.c_contiguous):
-        _max_backward_2d(x, dy, dx, kernel, stride, pad, limit, not accumulate)
+    (planes, D, H, W). ``argmax``: the array ``pool_forward`` was given, if any."""
+    fast = _use_numba(x, y, dy, dx) and dy.flags.c_contiguous and dx.flags.c_contiguous
+    if kind == MAX and fast and argmax is not None and _recordable(argmax, dy) \
+            and argmax.reshape(-1)[:1].tolist() != [NOT_RECORDED]:
+        _over_planes(_max_backward_recorded, (argmax, dy, dx), not accumulate)
+        return
+    if kind == MAX and fast and _flat_2d(x, kernel):
+        _over_planes(_max_backward_2d, (x, dy, dx), kernel, stride, pad, limit,
+                     _lowest(x.dtype), not accumulate)
         return
     if not accumulate:
         dx[...] = 0
@@ -371,9 +483,10 @@ def pool_backward(xp, x, y, dy, dx, kind: int, kernel, stride, pad, limit, p_val
         pool_backward_xp(xp, x, y, dy, dx, kind, kernel, stride, pad, limit, p_value,
                          include_pad)
     elif kind == MAX:
-        _max_backward(x, dy, dx, kernel, stride, pad, limit)
+        _over_planes(_max_backward, (x, dy, dx), kernel, stride, pad, limit, _lowest(x.dtype))
     else:
-        _sum_backward(x, y, dy, dx, kernel, stride, pad, limit, kind, p_value, include_pad)
+        _over_planes(_sum_backward, (x, y, dy, dx), kernel, stride, pad, limit, kind, p_value,
+                     include_pad)
 
 
 # ---- the array-module version (GPU, and dtypes numba does not handle) ----------------------

@@ -13,8 +13,14 @@ Output size along an axis of size ``x`` (kernel ``k``, stride ``s``, pad ``p``):
 ``global_pool=True`` pools each whole feature map (kernel, stride and pad are ignored).
 avg's ``count_include_pad`` (default True, as MXNet) divides by the window size including
 padding; False divides by the number of data elements in the window.
+
+Max pooling has a second, hidden int32 output shaped like the first: the training forward
+records every window's argmax there and the backward only scatters through it (MXNet's oneDNN
+build has such a hidden workspace output too, counted in a saved graph's node_row_ptr).
 """
 from __future__ import annotations
+
+import numpy as np
 
 from ...base import ParamError, ShapeError, shape_str
 from ..kernels import pooling as kern
@@ -122,13 +128,14 @@ def _infer_shape(p, in_shapes):
     _check_common(p, nd)
     if not p.global_pool:
         kernel, stride, pad = _check_params(p, nd)
+    hidden = _num_outputs(p) - 1
     if data is None:
-        return in_shapes, [None], []
+        return in_shapes, [None] * (1 + hidden), []
     if len(data) not in (3, 4, 5):
         raise ShapeError("Pooling", f"data has shape {shape_str(data)}; expected 3, 4 or 5 "
                                     f"dimensions (batch, channel, then 1 to 3 spatial axes)")
     if p.global_pool:
-        return [data], [tuple(data[:2]) + (1,) * (len(data) - 2)], []
+        return [data], [tuple(data[:2]) + (1,) * (len(data) - 2)] * (1 + hidden), []
     if len(data) != nd + 2:
         raise ShapeError("Pooling", f"data has shape {shape_str(data)}, expected {nd + 2} "
                                     f"dimensions for the {nd}-D kernel={kernel}")
@@ -141,7 +148,16 @@ def _infer_shape(p, in_shapes):
             raise ShapeError("Pooling", f"kernel={kernel} is larger than the padded input: "
                                         f"data {shape_str(data)} with pad={pad}")
         out.append(_out_size(p.pooling_convention, size, k, s, q))
-    return [data], [tuple(data[:2]) + tuple(out)], []
+    return [data], [tuple(data[:2]) + tuple(out)] * (1 + hidden), []
+
+
+def _num_outputs(p) -> int:
+    """1, plus the hidden argmax output of max pooling."""
+    return 2 if p.pool_type == "max" else 1
+
+
+def _infer_type(p, in_types):
+    return list(in_types), [in_types[0]] + [np.dtype(np.int32)] * (_num_outputs(p) - 1), []
 
 
 def _canonical(a):
@@ -154,8 +170,13 @@ def _forward(ctx, p, inputs, aux, outputs, is_train):
     xp, x, y = ctx.xp, inputs[0], outputs[0]
     g = pool_geometry(p, x.shape)
     target = y if y.flags.c_contiguous else xp.empty(y.shape, y.dtype)
+    # record the argmaxes only when a backward may follow (inference skips that work)
+    argmax = _canonical(outputs[1]) if len(outputs) > 1 else None
     kern.pool_forward(xp, _canonical(x), _canonical(target), _KINDS[p.pool_type], g.kernel,
-                      g.stride, g.pad, g.limit, p.p_value or 1, p.count_include_pad is not False)
+                      g.stride, g.pad, g.limit, p.p_value or 1, p.count_include_pad is not False,
+                      argmax if is_train else None)
+    if argmax is not None and not is_train:
+        argmax.reshape(-1)[:1] = kern.NOT_RECORDED
     if target is not y:
         y[...] = target
 
@@ -169,7 +190,8 @@ def _backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
     kern.pool_backward(xp, _canonical(x), _canonical(outputs[0]), _canonical(out_grads[0]),
                        _canonical(target),
                        _KINDS[p.pool_type], g.kernel, g.stride, g.pad, g.limit,
-                       p.p_value or 1, p.count_include_pad is not False, req[0] == "add")
+                       p.p_value or 1, p.count_include_pad is not False, req[0] == "add",
+                       _canonical(outputs[1]) if len(outputs) > 1 else None)
     if target is not dx:
         dx[...] = target
 
@@ -193,8 +215,9 @@ register(OpDef(
         Param("layout", "str", None, "NCW, NCHW or NCDHW (the default for 1/2/3-D)",
               choices=("NCW", "NCHW", "NCDHW", "NWC", "NHWC", "NDHWC")),
     ],
-    infer_shape=_infer_shape, forward=_forward, backward=_backward,
-    bwd_inputs=(0,), bwd_outputs=(0,),
+    num_outputs=_num_outputs, infer_shape=_infer_shape, infer_type=_infer_type,
+    forward=_forward, backward=_backward,
+    bwd_inputs=(0,), bwd_outputs=lambda p: tuple(range(_num_outputs(p))),
     doc="Pooling(data, kernel=(), pool_type='max', global_pool=False, cudnn_off=False, "
         "pooling_convention='valid', stride=(), pad=(), p_value=None, "
         "count_include_pad=None, layout=None): 1-D, 2-D or 3-D pooling.\n\n"

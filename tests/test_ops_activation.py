@@ -7,6 +7,7 @@ import pytest
 import hybridnet as mx
 from hybridnet.base import ParamError, ShapeError
 from hybridnet.ops import get_op
+from hybridnet.ops.registry import OpContext
 from op_harness import OpCase, table_tests
 
 _ERF = np.vectorize(math.erf)
@@ -179,3 +180,44 @@ def test_params_parse_from_json_strings():
     op = get_op("LeakyReLU")
     p = op.parse_params({"act_type": "elu", "slope": "0.3", "upper_bound": "0.5"})
     assert (p.act_type, p.slope, p.upper_bound, p.lower_bound) == ("elu", 0.3, 0.5, 0.125)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [7, 300_001])       # the larger one is split over threads
+def test_relu_kernels_match_numpy_write_add_and_in_place(dtype, size):
+    op = get_op("Activation")
+    p = op.parse_params({"act_type": "relu"})
+    ctx = OpContext(np, mx.cpu(), None)
+    rng = np.random.RandomState(0)
+    x = rng.standard_normal(size).astype(dtype)
+    x[:3] = [0.0, np.nan, -np.inf]
+    y = np.empty_like(x)
+    op.forward(ctx, p, [x], [], [y], True)
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+    g = rng.standard_normal(size).astype(dtype)
+    g[3:6] = [np.nan, np.inf, 1.0]            # NaN / inf head gradients keep numpy's g * 0
+    want = g * (y > 0)
+    dx = np.empty_like(x)
+    op.backward(ctx, p, [g], [x], [y], [], [dx], ["write"])
+    np.testing.assert_array_equal(dx, want)
+    acc = np.ones_like(x)
+    op.backward(ctx, p, [g], [x], [y], [], [acc], ["add"])
+    np.testing.assert_array_equal(acc, 1 + want)
+    op.backward(ctx, p, [g], [x], [y], [], [g], ["inplace"])      # gradient over the head's
+    np.testing.assert_array_equal(g, want)
+    op.forward(ctx, p, [x], [], [x], True)                         # output over the input
+    np.testing.assert_array_equal(x, y)
+
+
+def test_relu_off_the_fast_path_gives_the_same_values():
+    # an int array and a strided view take the numpy kernels
+    x = mx.nd.array(np.arange(-3, 3, dtype=np.int32), dtype=np.int32)
+    np.testing.assert_array_equal(mx.nd.Activation(x, act_type="relu").asnumpy(),
+                                  [0, 0, 0, 0, 1, 2])
+    base = np.random.RandomState(1).standard_normal((4, 6)).astype(np.float32)
+    op, ctx = get_op("Activation"), OpContext(np, mx.cpu(), None)
+    p = op.parse_params({"act_type": "relu"})
+    out = np.zeros((4, 6), np.float32)
+    op.forward(ctx, p, [base[:, ::2]], [], [out[:, ::2]], True)
+    np.testing.assert_array_equal(out[:, ::2], np.maximum(base[:, ::2], 0))
+    assert not out[:, 1::2].any()

@@ -2,7 +2,9 @@
 ``LeakyReLU`` (leaky, prelu, elu, selu, gelu, rrelu).
 
 ``Activation`` reuses the kernels of the elementwise functions ``nd.relu`` / ``nd.sigmoid`` /
-``nd.tanh`` / ``nd.softsign`` (ops/elemwise.py); only softrelu is new here.
+``nd.tanh`` / ``nd.softsign`` (ops/elemwise.py); only softrelu is new here. relu on CPU float
+arrays runs the one-pass numba kernels of ops/kernels/relu.py (the layer after every
+convolution: 2-3x faster than numpy's mask-and-multiply gradient).
 
 ``LeakyReLU`` follows MXNet 1.x exactly:
 
@@ -24,6 +26,7 @@ import math
 
 from ...base import ShapeError, shape_str
 from .. import elemwise
+from ..kernels import relu
 from ..params import Param
 from ..registry import OpDef, assign, register, same_shape_infer
 
@@ -58,10 +61,18 @@ _ACT_KERNELS = {t: _activation_kernels(t) for t in _ACT_TYPES}
 
 
 def _activation_forward(ctx, p, inputs, aux, outputs, is_train):
+    if p.act_type == "relu" and relu.usable(inputs[0], outputs[0]):
+        relu.relu_forward(inputs[0], outputs[0])
+        return
     _ACT_KERNELS[p.act_type][0](ctx.xp, inputs[0], outputs[0])
 
 
 def _activation_backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
+    if req[0] == "null":
+        return
+    if p.act_type == "relu" and relu.usable(outputs[0], out_grads[0], in_grads[0]):
+        relu.relu_backward(outputs[0], out_grads[0], in_grads[0], req[0] == "add")
+        return
     grad = _ACT_KERNELS[p.act_type][1]
     assign(in_grads[0], req[0], grad(ctx.xp, inputs[0], outputs[0], out_grads[0]))
 

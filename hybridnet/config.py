@@ -80,8 +80,8 @@ def _port_range(text: str):
 
 def _auth_mode(text: str) -> str:
     mode = text.strip().lower()
-    if mode not in ("full", "header"):
-        raise ValueError("expected 'full' or 'header'")
+    if mode not in ("full", "header", "curve"):
+        raise ValueError("expected 'full', 'header' or 'curve'")
     return mode
 
 

@@ -12,6 +12,11 @@ so a busy process stays alive while a dead, frozen or cut-off one loses its conn
 monitored DEALER (``connect(..., monitor=True)``) records when its link went down;
 ``link_down_for`` tells how long it has been down (0 while it is up).
 
+Encryption (auth mode ``curve``): every ROUTER is a CurveZMQ server and every DEALER a client,
+with the job's keys (``Codec.curve_keys``); a ZAP handler thread admits only the job's client
+key, so a process without the secret cannot even connect. libzmq encrypts and authenticates
+each message in its I/O thread (no GIL).
+
 Addresses: host names are resolved here (they work as well as IPs); a node binds the address it
 advertises (``0.0.0.0`` only with HYBRIDNET_KVSTORE_BIND_ALL) on a port inside
 HYBRIDNET_KVSTORE_PORT_RANGE when one is set.
@@ -128,6 +133,13 @@ class Transport:
         self._send_timeout_ms = max(1, int(send_timeout * 1000))
         self._heartbeat = heartbeat
         self._ctx = zmq.Context(io_threads=1)
+        self._curve = codec.curve_keys() if codec.mode == "curve" else None
+        self._auth = None
+        if self._curve is not None:
+            from zmq.auth.thread import ThreadAuthenticator
+            self._auth = ThreadAuthenticator(self._ctx)
+            self._auth.start()
+            self._auth.configure_curve_callback("*", _JobKey(self._curve["client"][0]))
         self._router = None
         self._poller = zmq.Poller()
         self._out: dict = {}
@@ -154,6 +166,9 @@ class Transport:
         router = self._ctx.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 0)
         router.setsockopt(zmq.MAXMSGSIZE, self.codec.max_frame + (1 << 20))
+        if self._curve is not None:
+            router.curve_secretkey = self._curve["server"][1]
+            router.curve_server = True
         if self._heartbeat:
             self._set_heartbeat(router)
         where = "0.0.0.0" if bind_all else host
@@ -231,6 +246,9 @@ class Transport:
             sock.setsockopt(zmq.LINGER, 2000)
             sock.setsockopt(zmq.SNDHWM, 100000)
             sock.setsockopt(zmq.SNDTIMEO, self._send_timeout_ms)
+            if self._curve is not None:
+                sock.curve_serverkey = self._curve["server"][0]
+                sock.curve_publickey, sock.curve_secretkey = self._curve["client"]
             if self._heartbeat:
                 self._set_heartbeat(sock)
             out = _Out(sock, f"{host}:{port}", role, rank)
@@ -343,7 +361,19 @@ class Transport:
             self._poller.unregister(self._router)
             self._router.close(0)
             self._router = None
+        if self._auth is not None:
+            self._auth.stop()
         self._ctx.term()
+
+
+class _JobKey:
+    """ZAP credentials check: only the job's client key may connect (auth mode 'curve')."""
+
+    def __init__(self, key: bytes):
+        self.key = key
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        return key == self.key
 
 
 def new_nonce() -> int:

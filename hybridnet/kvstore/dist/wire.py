@@ -17,6 +17,8 @@ data frame's length, so even in ``header`` mode a frame of another size is rejec
 (32 bytes) is, by auth mode and message:
 
 - ``header``: HMAC-SHA256(secret, header);
+- ``curve``: the same, on connections that CurveZMQ encrypts and authenticates (keys derived
+  from the secret, see ``Codec.curve_keys``; the transport sets them up);
 - ``full``, data frames under 64 KiB in all, or without the ``cryptography`` package:
   HMAC-SHA256(secret, header + data frames) (flag MAC_PAYLOAD);
 - ``full``, bigger data: HMAC-SHA256(secret, header + tag), where tag = Poly1305(k, data frames)
@@ -206,8 +208,9 @@ class Codec:
     Args:
         secret: the job's 32-byte key.
         job_id: the job id (any string; hashed to 16 bytes).
-        mode: ``'full'`` (MAC over header and data) or ``'header'`` (MAC over the header, which
-            holds every data frame's length); see the module docstring.
+        mode: ``'full'`` (MAC over header and data), ``'header'`` (MAC over the header, which
+            holds every data frame's length) or ``'curve'`` (header MAC on CurveZMQ
+            connections); see the module docstring.
         max_frame: largest data frame (bytes) accepted.
         one_frame_max: messages with less data (bytes) than this are sent as one frame.
     """
@@ -216,8 +219,8 @@ class Codec:
                  max_frame: int = 4 << 30, one_frame_max: int = ONE_FRAME_MAX):
         if len(secret) != 32:
             raise HybridNetError("the job secret must be 32 bytes")
-        if mode not in ("full", "header"):
-            raise HybridNetError(f"auth mode must be 'full' or 'header', got {mode!r}")
+        if mode not in ("full", "header", "curve"):
+            raise HybridNetError(f"auth mode must be 'full', 'header' or 'curve', got {mode!r}")
         # HMAC-SHA256 (RFC 2104) with the padded key's two hash states computed once: each
         # message then costs two state copies, not a new HMAC object (its key setup).
         block = secret.ljust(64, b"\0")
@@ -238,6 +241,19 @@ class Codec:
         outer = self._outer.copy()
         outer.update(inner.digest())
         return outer.digest()
+
+    def curve_keys(self) -> dict:
+        """The job's CurveZMQ keys (Z85): every node's ROUTER serves with the ``server`` pair,
+        every DEALER connects with the ``client`` pair, and a connection whose client key is
+        not the job's is refused. Both pairs derive from the secret (HMAC-SHA256 of a label),
+        so only the job's nodes can complete a handshake."""
+        import zmq
+        from zmq.utils import z85
+        keys = {}
+        for role in ("server", "client"):
+            secret = z85.encode(self._hmac(b"\x02curve-" + role.encode()))
+            keys[role] = (zmq.curve_public(secret), secret)
+        return keys
 
     def _mac(self, header: bytes, frames, flags: int) -> bytes:
         """The MAC of a message whose header carries ``flags`` (see the module docstring)."""

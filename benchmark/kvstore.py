@@ -5,8 +5,9 @@
    of the same bytes (``copy=False`` both ways) measured in the same worker process,
    alternating the two in rounds; throughput = 2 * size / median round-trip time. Once per
    authentication mode (HYBRIDNET_KVSTORE_AUTH=full: HMAC over header and data; header: over
-   the header, which binds every frame's length). Targets: >= 0.8x the raw echo at 16 and
-   64 MiB, a 4 KiB round trip <= 3x the raw one.
+   the header, which binds every frame's length; curve: header HMAC on CurveZMQ-encrypted
+   connections). Targets: >= 0.8x the raw echo at 16 and 64 MiB, a 4 KiB round trip <= 3x
+   the raw one.
 2. Latency of a 1 KB push+pull: one key at a time, and 100 keys in flight at once.
 3. 1,000 keys x 100 rounds with 4 workers and 2 servers (tests/dist_scenarios.py 'keys'):
    every pulled value equals the exact sum of the pushes, and the servers count every push.
@@ -164,6 +165,7 @@ def main() -> None:
     p.add_argument("--keys", type=int, default=1000)
     p.add_argument("--key-rounds", type=int, default=100)
     p.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    p.add_argument("--auth", default="header,full,curve", help="auth modes to measure")
     args = p.parse_args()
     if args.echo:
         echo_server(args.echo)
@@ -179,7 +181,7 @@ def main() -> None:
           f"{rounds} rounds; x = raw time / kv time)")
     print(f"{'auth':>7} {'size':>9} {'raw ms':>9} {'kv ms':>9} {'raw GB/s':>9} {'kv GB/s':>9} "
           f"{'ratio':>6} {'kv cpu ms':>10}")
-    for auth in ("header", "full"):
+    for auth in args.auth.split(","):
         (res,) = launch(1, 1, [__file__, "--part", "bandwidth", "--rounds", str(rounds),
                                "--sizes", args.sizes], {"HYBRIDNET_KVSTORE_AUTH": auth})
         for size, r in res["sizes"].items():

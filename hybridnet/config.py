@@ -147,9 +147,8 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
             "the scheduler address)"),
     Setting("HYBRIDNET_KVSTORE_AUTH", _auth_mode, "full",
             "'full': header and array bytes authenticated (HMAC-SHA256; arrays of 64 KiB and "
-            "more through a one-time Poly1305 tag when the 'cryptography' package is "
-            "installed); 'header': the header only (it binds sizes, command, sender and "
-            "sequence number)"),
+            "more through their NH universal hash, kvstore/dist/nh.py); 'header': the header "
+            "only (it binds sizes, command, sender and sequence number)"),
     Setting("HYBRIDNET_KVSTORE_HEARTBEAT_INTERVAL", _float, 1.0,
             "seconds between ZMTP heartbeats on every connection of a distributed job"),
     Setting("HYBRIDNET_KVSTORE_HEARTBEAT_TIMEOUT", _float, 15.0,

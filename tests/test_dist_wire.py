@@ -340,17 +340,15 @@ def test_codec_mac_is_hmac_sha256_over_header_and_frames():
         assert parts[-1] == hmac.new(SECRET, covered, hashlib.sha256).digest()
 
 
-def test_big_arrays_in_full_mode_carry_a_poly1305_tag_under_a_one_time_key():
-    poly1305 = pytest.importorskip("cryptography.hazmat.primitives.poly1305")
-    from hybridnet.kvstore.dist import wire
-    arr = np.random.RandomState(0).rand(wire.POLY1305_MIN // 4).astype(np.float32)
+def test_big_arrays_in_full_mode_are_macd_through_their_nh_digest():
+    from hybridnet.kvstore.dist import nh, wire
+    arr = np.random.RandomState(0).rand(wire.NH_MIN // 4).astype(np.float32)
     parts = codec().encode(push_message(arr))
     head = parts[0]
-    assert struct.unpack_from("<H", head, 6)[0] & (Flag.MAC_PAYLOAD | Flag.MAC_POLY1305) == \
-        Flag.MAC_PAYLOAD | Flag.MAC_POLY1305
-    one_time_key = hmac.new(SECRET, b"\x01" + head, hashlib.sha256).digest()
-    tag = poly1305.Poly1305.generate_tag(one_time_key, arr.tobytes())
-    assert parts[-1] == hmac.new(SECRET, head + tag, hashlib.sha256).digest()
+    assert struct.unpack_from("<H", head, 6)[0] & (Flag.MAC_PAYLOAD | Flag.MAC_NH) == \
+        Flag.MAC_PAYLOAD | Flag.MAC_NH
+    digest = nh.nh_digest([arr.tobytes()], nh.derive_key(SECRET))
+    assert parts[-1] == hmac.new(SECRET, head + digest, hashlib.sha256).digest()
     wire_parts = [bytes(p) if not isinstance(p, np.ndarray) else p.tobytes() for p in parts]
     np.testing.assert_array_equal(frame_array(codec().decode(wire_parts)), arr)
     for offset in (0, arr.nbytes // 2 + 1, arr.nbytes - 1):      # any one altered byte
@@ -361,25 +359,9 @@ def test_big_arrays_in_full_mode_carry_a_poly1305_tag_under_a_one_time_key():
         with pytest.raises(WireError, match="bad_mac"):
             codec().decode(tampered)
     downgraded = list(wire_parts)          # claiming SHA-256 instead changes the header
-    flags = struct.unpack_from("<H", head, 6)[0] & ~Flag.MAC_POLY1305
+    flags = struct.unpack_from("<H", head, 6)[0] & ~Flag.MAC_NH
     downgraded[0] = head[:6] + struct.pack("<H", flags) + head[8:]
     with pytest.raises(WireError, match="bad_mac"):
         codec().decode(downgraded)
-    smaller = codec().encode(push_message(arr[:wire.POLY1305_MIN // 4 - 1]))
-    assert not struct.unpack_from("<H", smaller[0], 6)[0] & Flag.MAC_POLY1305
-
-
-def test_a_node_without_poly1305_sends_sha256_and_names_what_it_lacks(monkeypatch):
-    pytest.importorskip("cryptography.hazmat.primitives.poly1305")
-    from hybridnet.kvstore.dist import wire
-    arr = np.ones(wire.POLY1305_MIN // 4, np.float32)
-    tagged = [bytes(p) if not isinstance(p, np.ndarray) else p.tobytes()
-              for p in codec().encode(push_message(arr))]
-    monkeypatch.setattr(wire, "Poly1305", None)
-    with pytest.raises(WireError, match="auth_mode.*'cryptography' package"):
-        codec().decode(tagged)
-    plain = codec().encode(push_message(arr))
-    assert plain[-1] == hmac.new(SECRET, plain[0] + arr.tobytes(), hashlib.sha256).digest()
-    monkeypatch.undo()                     # a node with the package still accepts it
-    wire_parts = [bytes(p) if not isinstance(p, np.ndarray) else p.tobytes() for p in plain]
-    np.testing.assert_array_equal(frame_array(codec().decode(wire_parts)), arr)
+    smaller = codec().encode(push_message(arr[:wire.NH_MIN // 4 - 1]))
+    assert not struct.unpack_from("<H", smaller[0], 6)[0] & Flag.MAC_NH

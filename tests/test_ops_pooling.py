@@ -277,6 +277,7 @@ def test_gpu_matches_cpu():
     ((5, 1, 12, 13), (1, 3, 3), (1, 2, 2), (0, 1, 1), 0),
     ((5, 1, 7, 8), (1, 3, 3), (1, 2, 2), (0, 1, 1), 1),
     ((5, 1, 9, 9), (1, 2, 2), (1, 2, 2), (0, 1, 1), 0),
+    ((5, 1, 8, 8), (1, 2, 2), (1, 2, 2), (0, 0, 0), 1),
     ((5, 1, 6, 17), (1, 3, 3), (1, 1, 1), (0, 1, 1), 0),
     ((2, 1, 5, 5), (1, 1, 1), (1, 3, 3), (0, 0, 0), 1),
 ])
@@ -290,16 +291,17 @@ def test_2d_max_kernels_match_the_general_kernels(shape, kernel, stride, pad, li
                 for i, (n, k, s, q, lim) in enumerate(zip(shape[1:], kernel, stride, pad, limit)))
     lowest = np.float32(np.finfo(np.float32).min)
     y, y_ref = (np.empty(shape[:1] + out, np.float32) for _ in range(2))
-    kern._max_forward_2d(x, y, kernel, stride, pad, limit, lowest)
+    argmax = np.empty(y.shape, np.int32)
+    kern._max_forward_2d(x, y, argmax, kernel, stride, pad, limit, lowest)
     kern._max_forward(x, y_ref, kernel, stride, pad, limit, lowest)
     np.testing.assert_array_equal(y, y_ref)
     dy = np.random.RandomState(1).standard_normal(y.shape).astype(np.float32)
     dx, dx_ref = np.ones_like(x), np.ones_like(x)
-    kern._max_backward_2d(x, dy, dx, kernel, stride, pad, limit, lowest, False)
+    kern._max_backward_2d(argmax, dy, dx, False)
     kern._max_backward(x, dy, dx_ref, kernel, stride, pad, limit, lowest)
     np.testing.assert_array_equal(dx, dx_ref)
     fresh, fresh_ref = np.full_like(x, np.nan), np.zeros_like(x)
-    kern._max_backward_2d(x, dy, fresh, kernel, stride, pad, limit, lowest, True)  # overwrites
+    kern._max_backward_2d(argmax, dy, fresh, True)                  # overwrites
     kern._max_backward(x, dy, fresh_ref, kernel, stride, pad, limit, lowest)
     np.testing.assert_array_equal(fresh, fresh_ref)
 
@@ -310,7 +312,7 @@ def test_2d_max_kernels_match_the_general_kernels(shape, kernel, stride, pad, li
     ((2, 3, 11), dict(kernel=(3,), stride=(2,))),
     ((1, 2, 4, 5, 6), dict(kernel=(2, 2, 2), stride=(2, 2, 2))),       # not recorded: 3-D
 ])
-def test_max_backward_through_the_recorded_argmax_equals_recomputing_it(shape, params):
+def test_max_backward_through_the_recorded_argmax_equals_finding_it_again(shape, params):
     op = get_op("Pooling")
     p = op.parse_params(params)
     ctx = OpContext(np, mx.cpu(), None)
@@ -319,24 +321,26 @@ def test_max_backward_through_the_recorded_argmax_equals_recomputing_it(shape, p
     assert op.infer_type(p, [np.dtype(np.float32)])[1] == [np.float32, np.int32]
     dy = np.random.RandomState(1).standard_normal(y_shape).astype(np.float32)
     grads = {}
-    for train in (True, False):
+    for drop_record in (False, True):
         y, arg = np.empty(y_shape, np.float32), np.empty(arg_shape, np.int32)
-        op.forward(ctx, p, [x], [], [y, arg], train)
+        op.forward(ctx, p, [x], [], [y, arg], False)
         np.testing.assert_array_equal(y, pool_ref(x, **params))
         recorded = arg.reshape(-1)[0] != kern.NOT_RECORDED
-        assert recorded == (train and len(shape) < 5)
+        assert recorded == (len(shape) < 5)
         if recorded:       # in-plane index of the first maximum of each window
             planes = x.reshape(x.shape[0] * x.shape[1], -1)
             np.testing.assert_array_equal(
                 np.take_along_axis(planes, np.maximum(arg.reshape(len(planes), -1), 0), 1),
                 np.where(arg.reshape(len(planes), -1) >= 0, y.reshape(len(planes), -1),
                          np.finfo(np.float32).min))
+        if drop_record:    # the backward then finds the argmaxes itself
+            arg.reshape(-1)[0] = kern.NOT_RECORDED
         dx = np.full_like(x, np.nan)
         op.backward(ctx, p, [dy], [x], [y, arg], [], [dx], ["write"])
         acc = np.ones_like(x)
         op.backward(ctx, p, [dy], [x], [y, arg], [], [acc], ["add"])
         np.testing.assert_allclose(acc, dx + 1, rtol=1e-6)
-        grads[train] = dx
+        grads[drop_record] = dx
     np.testing.assert_array_equal(grads[True], grads[False])
     xc = x.reshape((-1,) + (1,) * (5 - x.ndim) + x.shape[2:])
     g = pool_geometry(p, x.shape)

@@ -13,9 +13,9 @@ value); avg divides by the window clipped to ``limit`` (count_include_pad) or by
 data elements; lp is ``(sum x^p)^(1/p)`` without absolute values (p = 1, 2, 3; the cube root
 keeps the sign). Max backward routes each gradient to the window's first maximum in scan order
 (nothing where no value is above the dtype's lowest). The 2-D max forward records these
-argmaxes when given an int32 array for them (the op's hidden output): the backward then only
-scatters, ~1.8x less work for forward + backward than finding them again; without a record
-(inference-mode forward, 3-D data) the backward finds them itself.
+argmaxes in an int32 array (the op's hidden output) and the backward only scatters through
+them: ~1.8x less work for forward + backward than finding them again in the backward, for
+~40% more forward work. Without a record (3-D data, cupy, float16) the backward finds them.
 
 Work is split over the planes axis for large data (engine/parallel.py): every plane is
 independent, so the slices write disjoint parts of the output and of the gradient.
@@ -94,18 +94,18 @@ def _max_backward(x, dy, dx, kernel, stride, pad, limit, lowest):
 
 
 # ---- 2-D max pooling (D == 1, C-contiguous): the AlexNet-style hot path --------------------
-# Every index is unsigned (numba then skips the negative-index wrap-around), each output row is
-# one loop over its windows, and windows wholly inside the plane run with the kernel size and
-# column stride as compile-time constants: ``_max_forward_2d`` / ``_max_backward_2d`` call the
-# inlined plane loops once per common shape (3x3 stride 2, 2x2 stride 2, 3x3 stride 1) so LLVM
-# unrolls the taps and vectorizes across the row (3-4x faster than one generic loop), and once
-# with run-time sizes for everything else. The backward finds each row's argmaxes first and
-# scatters the gradients after (a scatter depending on the select chain runs ~2x slower), and
-# clears each gradient plane just before scattering into it while it is in cache.
+# The forward finds every window's first maximum (its in-plane index, -1 when nothing in the
+# window is above ``lowest``) and stores it beside the value; the backward only scatters through
+# these indices. Every index is unsigned (numba then skips the negative-index wrap-around) and
+# each output row is one loop over its windows. Windows wholly inside the plane run with the
+# window shape as compile-time constants for 3x3 stride 2 and 2x2 stride 2: the plane loop is
+# inlined once per shape, so LLVM unrolls the taps and vectorizes across the row (2-4x faster
+# than the run-time-size loop, which serves every other shape). Each extra shape costs ~1.5 s
+# of first-use compilation per dtype, hence only these two.
 U64, I32 = np.uint64, np.int32
 
 
-@numba.njit(nogil=True, cache=True, inline="always")
+@numba.njit(nogil=True, cache=True)
 def _inner_columns(ow, sw, pw, kw, ew):
     """[qa, qb): the output columns whose window lies wholly inside data columns [0, ew)."""
     qa = min((pw + sw - 1) // sw, ow)
@@ -115,80 +115,11 @@ def _inner_columns(ow, sw, pw, kw, ew):
     return qa, qb
 
 
-@numba.njit(nogil=True, cache=True, inline="always")
-def _row_max_clipped(src, base, w_, y0, rows, dst, o, q0, q1, kw, sw, pw, ew, lowest):
-    """dst[o + q] for q in [q0, q1): max of data rows [y0, y0 + rows), columns clipped."""
-    for q in range(q0, q1):
-        x0 = q * sw - pw
-        lo, hi = max(x0, 0), min(x0 + kw, ew)
-        m = lowest
-        for i in range(rows):
-            r = base + U64((y0 + i) * w_)
-            for j in range(lo, hi):
-                v = src[r + U64(j)]
-                m = v if v > m else m
-        dst[o + U64(q)] = m
-
-
-@numba.njit(nogil=True, cache=True, inline="always")
-def _row_max_inner(src, base, w_, y0, dst, o, qa, qb, kh, kw, sw, pw, lowest):
-    """dst[o + q] for q in [qa, qb): max of full kh x kw windows starting at row y0."""
-    r0 = base + U64(y0 * w_ - pw)
-    for q in range(U64(qa), U64(qb)):
-        s = r0 + q * U64(sw)
-        m = lowest
-        for i in range(kh):
-            for k in range(kw):
-                v = src[s + U64(i * w_ + k)]
-                m = v if v > m else m
-        dst[o + q] = m
-
-
-@numba.njit(nogil=True, cache=True, inline="always")
-def _max_planes_2d(src, dst, planes, h_, w_, oh, ow, kh, kw, sh, sw, ph, pw, eh, ew, lowest):
-    qa, qb = _inner_columns(ow, sw, pw, kw, ew)
-    for c in range(planes):
-        base = U64(c * h_ * w_)
-        o = U64(c * oh * ow)
-        for b in range(oh):
-            y0 = b * sh - ph
-            y1 = min(y0 + kh, eh)
-            y0 = max(y0, 0)
-            if y1 - y0 == kh:
-                _row_max_clipped(src, base, w_, y0, kh, dst, o, 0, qa, kw, sw, pw, ew, lowest)
-                _row_max_inner(src, base, w_, y0, dst, o, qa, qb, kh, kw, sw, pw, lowest)
-                _row_max_clipped(src, base, w_, y0, kh, dst, o, qb, ow, kw, sw, pw, ew, lowest)
-            else:
-                _row_max_clipped(src, base, w_, y0, max(y1 - y0, 0), dst, o, 0, ow, kw, sw,
-                                 pw, ew, lowest)
-            o += U64(ow)
-
-
 @numba.njit(nogil=True, cache=True)
-def _max_forward_2d(x, y, kernel, stride, pad, limit, lowest):
-    """``_max_forward`` for one spatial plane per channel (D == 1, kernel depth 1) on
-    C-contiguous arrays."""
-    planes, _, h_, w_ = x.shape
-    _, _, oh, ow = y.shape
-    kh, kw, sh, sw, ph, pw = kernel[1], kernel[2], stride[1], stride[2], pad[1], pad[2]
-    eh, ew = min(limit[1], h_), min(limit[2], w_)
-    src, dst = x.ravel(), y.ravel()
-    # the same call per branch: each gets the window shape as constants (see above)
-    if kh == 3 and kw == 3 and sw == 2:
-        _max_planes_2d(src, dst, planes, h_, w_, oh, ow, 3, 3, sh, 2, ph, pw, eh, ew, lowest)
-    elif kh == 2 and kw == 2 and sw == 2:
-        _max_planes_2d(src, dst, planes, h_, w_, oh, ow, 2, 2, sh, 2, ph, pw, eh, ew, lowest)
-    elif kh == 3 and kw == 3 and sw == 1:
-        _max_planes_2d(src, dst, planes, h_, w_, oh, ow, 3, 3, sh, 1, ph, pw, eh, ew, lowest)
-    else:
-        _max_planes_2d(src, dst, planes, h_, w_, oh, ow, kh, kw, sh, sw, ph, pw, eh, ew, lowest)
-
-
-@numba.njit(nogil=True, cache=True, inline="always")
 def _row_argmax_clipped(src, base, w_, y0, rows, best, q0, q1, kw, sw, pw, ew, lowest):
     """best[q] for q in [q0, q1): in-plane index of the first maximum (row-major) of data rows
     [y0, y0 + rows), columns clipped; -1 for a window without data or with nothing above
-    ``lowest`` (the forward's value there)."""
+    ``lowest``."""
     for q in range(q0, q1):
         x0 = q * sw - pw
         lo, hi = max(x0, 0), min(x0 + kw, ew)
@@ -225,111 +156,56 @@ def _row_argmax_inner(src, base, w_, y0, best, qa, qb, kh, kw, sw, pw, lowest):
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _row_argmax(src, base, w_, b, best, ow, kh, kw, sh, sw, ph, pw, eh, ew, qa, qb, lowest):
-    """best[q]: the argmax of every window of output row b (see ``_row_argmax_clipped``)."""
-    y0 = b * sh - ph
-    y1 = min(y0 + kh, eh)
-    y0 = max(y0, 0)
-    if y1 - y0 == kh:
-        _row_argmax_clipped(src, base, w_, y0, kh, best, 0, qa, kw, sw, pw, ew, lowest)
-        _row_argmax_inner(src, base, w_, y0, best, qa, qb, kh, kw, sw, pw, lowest)
-        _row_argmax_clipped(src, base, w_, y0, kh, best, qb, ow, kw, sw, pw, ew, lowest)
-    else:
-        _row_argmax_clipped(src, base, w_, y0, y1 - y0, best, 0, ow, kw, sw, pw, ew, lowest)
-
-
-@numba.njit(nogil=True, cache=True, inline="always")
-def _scatter(best, gy, o, gx, base, n):
-    """gx[base + best[q]] += gy[o + q] for q < n, skipping windows without a maximum."""
-    for q in range(U64(n)):
-        if best[q] >= 0:
-            gx[base + U64(best[q])] += gy[o + q]
-
-
-@numba.njit(nogil=True, cache=True, inline="always")
-def _max_planes_argmax_2d(src, dst, arg, planes, h_, w_, oh, ow, kh, kw, sh, sw, ph, pw, eh,
-                          ew, lowest):
+def _max_planes_2d(src, dst, arg, planes, h_, w_, oh, ow, kh, kw, sh, sw, ph, pw, eh, ew,
+                   lowest):
     qa, qb = _inner_columns(ow, sw, pw, kw, ew)
     for c in range(planes):
         base = U64(c * h_ * w_)
         o = U64(c * oh * ow)
         for b in range(oh):
             best = arg[o:o + U64(ow)]
-            _row_argmax(src, base, w_, b, best, ow, kh, kw, sh, sw, ph, pw, eh, ew, qa, qb,
-                        lowest)
+            y0 = b * sh - ph
+            y1 = min(y0 + kh, eh)
+            y0 = max(y0, 0)
+            if y1 - y0 == kh:
+                _row_argmax_clipped(src, base, w_, y0, kh, best, 0, qa, kw, sw, pw, ew, lowest)
+                _row_argmax_inner(src, base, w_, y0, best, qa, qb, kh, kw, sw, pw, lowest)
+                _row_argmax_clipped(src, base, w_, y0, kh, best, qb, ow, kw, sw, pw, ew, lowest)
+            else:
+                _row_argmax_clipped(src, base, w_, y0, y1 - y0, best, 0, ow, kw, sw, pw, ew,
+                                    lowest)
             for q in range(U64(ow)):
                 dst[o + q] = src[base + U64(best[q])] if best[q] >= 0 else lowest
             o += U64(ow)
 
 
-@numba.njit(nogil=True, cache=True, inline="always")
-def _max_planes_backward_2d(src, gy, gx, best, planes, h_, w_, oh, ow, kh, kw, sh, sw, ph, pw,
-                            eh, ew, lowest, overwrite):
-    qa, qb = _inner_columns(ow, sw, pw, kw, ew)
-    for c in range(planes):
-        base = U64(c * h_ * w_)
-        if overwrite:
-            for i in range(U64(h_ * w_)):
-                gx[base + i] = 0
-        o = U64(c * oh * ow)
-        for b in range(oh):
-            _row_argmax(src, base, w_, b, best, ow, kh, kw, sh, sw, ph, pw, eh, ew, qa, qb,
-                        lowest)
-            _scatter(best, gy, o, gx, base, ow)
-            o += U64(ow)
-
-
 @numba.njit(nogil=True, cache=True)
-def _max_forward_argmax_2d(x, y, argmax, kernel, stride, pad, limit, lowest):
-    """``_max_forward_2d`` that also records every window's argmax (in-plane index, -1 for
-    none) in the int32 array ``argmax`` shaped like y, for ``_max_backward_recorded``."""
+def _max_forward_2d(x, y, argmax, kernel, stride, pad, limit, lowest):
+    """``_max_forward`` for one spatial plane per channel (D == 1, kernel depth 1) on
+    C-contiguous arrays that also records every window's argmax (in-plane index, -1 for none)
+    in the int32 array ``argmax`` shaped like y, for ``_max_backward_2d``."""
     planes, _, h_, w_ = x.shape
     _, _, oh, ow = y.shape
     kh, kw, sh, sw, ph, pw = kernel[1], kernel[2], stride[1], stride[2], pad[1], pad[2]
     eh, ew = min(limit[1], h_), min(limit[2], w_)
     src, dst, arg = x.ravel(), y.ravel(), argmax.ravel()
+    # the same call per branch: each gets the window shape as constants (see above)
     if kh == 3 and kw == 3 and sw == 2:
-        _max_planes_argmax_2d(src, dst, arg, planes, h_, w_, oh, ow, 3, 3, sh, 2, ph, pw, eh,
-                              ew, lowest)
+        _max_planes_2d(src, dst, arg, planes, h_, w_, oh, ow, 3, 3, sh, 2, ph, pw, eh, ew,
+                       lowest)
     elif kh == 2 and kw == 2 and sw == 2:
-        _max_planes_argmax_2d(src, dst, arg, planes, h_, w_, oh, ow, 2, 2, sh, 2, ph, pw, eh,
-                              ew, lowest)
-    elif kh == 3 and kw == 3 and sw == 1:
-        _max_planes_argmax_2d(src, dst, arg, planes, h_, w_, oh, ow, 3, 3, sh, 1, ph, pw, eh,
-                              ew, lowest)
+        _max_planes_2d(src, dst, arg, planes, h_, w_, oh, ow, 2, 2, sh, 2, ph, pw, eh, ew,
+                       lowest)
     else:
-        _max_planes_argmax_2d(src, dst, arg, planes, h_, w_, oh, ow, kh, kw, sh, sw, ph, pw,
-                              eh, ew, lowest)
+        _max_planes_2d(src, dst, arg, planes, h_, w_, oh, ow, kh, kw, sh, sw, ph, pw, eh, ew,
+                       lowest)
 
 
 @numba.njit(nogil=True, cache=True)
-def _max_backward_2d(x, dy, dx, kernel, stride, pad, limit, lowest, overwrite):
-    """``_max_backward`` for D == 1 on C-contiguous arrays (same first-maximum rule); with
-    ``overwrite`` dx is set rather than added to."""
-    planes, _, h_, w_ = x.shape
-    _, _, oh, ow = dy.shape
-    kh, kw, sh, sw, ph, pw = kernel[1], kernel[2], stride[1], stride[2], pad[1], pad[2]
-    eh, ew = min(limit[1], h_), min(limit[2], w_)
-    src, gy, gx = x.ravel(), dy.ravel(), dx.ravel()
-    best = np.empty(ow, np.int32)
-    if kh == 3 and kw == 3 and sw == 2:
-        _max_planes_backward_2d(src, gy, gx, best, planes, h_, w_, oh, ow, 3, 3, sh, 2, ph, pw,
-                                eh, ew, lowest, overwrite)
-    elif kh == 2 and kw == 2 and sw == 2:
-        _max_planes_backward_2d(src, gy, gx, best, planes, h_, w_, oh, ow, 2, 2, sh, 2, ph, pw,
-                                eh, ew, lowest, overwrite)
-    elif kh == 3 and kw == 3 and sw == 1:
-        _max_planes_backward_2d(src, gy, gx, best, planes, h_, w_, oh, ow, 3, 3, sh, 1, ph, pw,
-                                eh, ew, lowest, overwrite)
-    else:
-        _max_planes_backward_2d(src, gy, gx, best, planes, h_, w_, oh, ow, kh, kw, sh, sw, ph,
-                                pw, eh, ew, lowest, overwrite)
-
-
-@numba.njit(nogil=True, cache=True)
-def _max_backward_recorded(argmax, dy, dx, overwrite):
-    """dx (+)= dy routed through the argmaxes ``_max_forward_argmax_2d`` recorded: one pass
-    that only scatters (dx canonical (planes, D, H, W), argmax and dy (planes, 1, OH, OW))."""
+def _max_backward_2d(argmax, dy, dx, overwrite):
+    """dx (+)= dy routed through the argmaxes ``_max_forward_2d`` recorded: a pass that only
+    scatters (dx canonical (planes, D, H, W), argmax and dy (planes, 1, OH, OW)); each
+    gradient plane is cleared just before, while in cache, when ``overwrite``."""
     planes = dx.shape[0]
     size = dx[0].size
     outs = dy[0].size
@@ -340,7 +216,9 @@ def _max_backward_recorded(argmax, dy, dx, overwrite):
             for i in range(U64(size)):
                 gx[base + i] = 0
         o = U64(c * outs)
-        _scatter(arg[o:o + U64(outs)], gy, o, gx, base, outs)
+        for q in range(U64(outs)):
+            if arg[o + q] >= 0:
+                gx[base + U64(arg[o + q])] += gy[o + q]
 
 
 @numba.njit(nogil=True, cache=True)
@@ -440,8 +318,8 @@ def pool_forward(xp, x, y, kind: int, kernel, stride, pad, limit, p_value: int =
                  include_pad: bool = True, argmax=None) -> None:
     """y = pooling of x; both canonical (planes, D, H, W); y is overwritten.
 
-    ``argmax`` (max pooling; int32, shaped like y): where the kernels can, the argmax of every
-    window is recorded there for ``pool_backward``; otherwise it is marked NOT_RECORDED.
+    ``argmax`` (max pooling; int32, shaped like y): the 2-D kernels record the argmax of every
+    window there for ``pool_backward``; other paths mark it NOT_RECORDED.
     """
     if argmax is not None:
         argmax.reshape(-1)[:1] = NOT_RECORDED
@@ -452,11 +330,10 @@ def pool_forward(xp, x, y, kind: int, kernel, stride, pad, limit, p_value: int =
                      include_pad)
     elif not _flat_2d(x, kernel):
         _over_planes(_max_forward, (x, y), kernel, stride, pad, limit, _lowest(x.dtype))
-    elif _recordable(argmax, y):
-        _over_planes(_max_forward_argmax_2d, (x, y, argmax), kernel, stride, pad, limit,
-                     _lowest(x.dtype))
     else:
-        _over_planes(_max_forward_2d, (x, y), kernel, stride, pad, limit, _lowest(x.dtype))
+        record = argmax if _recordable(argmax, y) else np.empty(y.shape, np.int32)
+        _over_planes(_max_forward_2d, (x, y, record), kernel, stride, pad, limit,
+                     _lowest(x.dtype))
 
 
 def _recordable(argmax, y) -> bool:
@@ -468,14 +345,10 @@ def pool_backward(xp, x, y, dy, dx, kind: int, kernel, stride, pad, limit, p_val
                   include_pad: bool = True, accumulate: bool = True, argmax=None) -> None:
     """dx += the input gradient of pooling (``accumulate=False``: dx = it); all canonical
     (planes, D, H, W). ``argmax``: the array ``pool_forward`` was given, if any."""
-    fast = _use_numba(x, y, dy, dx) and dy.flags.c_contiguous and dx.flags.c_contiguous
-    if kind == MAX and fast and argmax is not None and _recordable(argmax, dy) \
-            and argmax.reshape(-1)[:1].tolist() != [NOT_RECORDED]:
-        _over_planes(_max_backward_recorded, (argmax, dy, dx), not accumulate)
-        return
-    if kind == MAX and fast and _flat_2d(x, kernel):
-        _over_planes(_max_backward_2d, (x, dy, dx), kernel, stride, pad, limit,
-                     _lowest(x.dtype), not accumulate)
+    if (kind == MAX and argmax is not None and _recordable(argmax, dy)
+            and _use_numba(dy, dx) and dy.flags.c_contiguous and dx.flags.c_contiguous
+            and argmax.reshape(-1)[:1].tolist() != [NOT_RECORDED]):
+        _over_planes(_max_backward_2d, (argmax, dy, dx), not accumulate)
         return
     if not accumulate:
         dx[...] = 0

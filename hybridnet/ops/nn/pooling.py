@@ -14,8 +14,8 @@ Output size along an axis of size ``x`` (kernel ``k``, stride ``s``, pad ``p``):
 avg's ``count_include_pad`` (default True, as MXNet) divides by the window size including
 padding; False divides by the number of data elements in the window.
 
-Max pooling has a second, hidden int32 output shaped like the first: the training forward
-records every window's argmax there and the backward only scatters through it (MXNet's oneDNN
+Max pooling has a second, hidden int32 output shaped like the first: the forward records every
+window's argmax there and the backward only scatters through it (MXNet's oneDNN
 build has such a hidden workspace output too, counted in a saved graph's node_row_ptr).
 """
 from __future__ import annotations
@@ -170,13 +170,9 @@ def _forward(ctx, p, inputs, aux, outputs, is_train):
     xp, x, y = ctx.xp, inputs[0], outputs[0]
     g = pool_geometry(p, x.shape)
     target = y if y.flags.c_contiguous else xp.empty(y.shape, y.dtype)
-    # record the argmaxes only when a backward may follow (inference skips that work)
-    argmax = _canonical(outputs[1]) if len(outputs) > 1 else None
     kern.pool_forward(xp, _canonical(x), _canonical(target), _KINDS[p.pool_type], g.kernel,
                       g.stride, g.pad, g.limit, p.p_value or 1, p.count_include_pad is not False,
-                      argmax if is_train else None)
-    if argmax is not None and not is_train:
-        argmax.reshape(-1)[:1] = kern.NOT_RECORDED
+                      _canonical(outputs[1]) if len(outputs) > 1 else None)
     if target is not y:
         y[...] = target
 

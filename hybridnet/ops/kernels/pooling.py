@@ -17,8 +17,8 @@ argmaxes in an int32 array (the op's hidden output) and the backward only scatte
 them: ~1.8x less work for forward + backward than finding them again in the backward, for
 ~40% more forward work. Without a record (3-D data, cupy, float16) the backward finds them.
 
-Work is split over the planes axis for large data (engine/parallel.py): every plane is
-independent, so the slices write disjoint parts of the output and of the gradient.
+The window searches are split over the planes axis for large data (engine/parallel.py): every
+plane is independent, so the slices write disjoint parts of the output and of the gradient.
 
 CPU float32/float64 arrays use the numba kernels (nogil; no temporaries). Everything else (cupy
 on the GPU, float16 on the CPU) uses ``pool_forward_xp`` / ``pool_backward_xp``: one strided
@@ -348,7 +348,9 @@ def pool_backward(xp, x, y, dy, dx, kind: int, kernel, stride, pad, limit, p_val
     if (kind == MAX and argmax is not None and _recordable(argmax, dy)
             and _use_numba(dy, dx) and dy.flags.c_contiguous and dx.flags.c_contiguous
             and argmax.reshape(-1)[:1].tolist() != [NOT_RECORDED]):
-        _over_planes(_max_backward_2d, (argmax, dy, dx), not accumulate)
+        # one thread: the scatter only streams memory (AlexNet-R's pool1: 0.8 ms alone, never
+        # faster split over two threads in our measurements, as for relu)
+        _max_backward_2d(argmax, dy, dx, not accumulate)
         return
     if not accumulate:
         dx[...] = 0

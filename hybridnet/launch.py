@@ -4,7 +4,7 @@ Usage (MXNet's tools/launch.py options, plus a few)::
 
     python -m hybridnet.launch -n WORKERS [-s SERVERS] [--launcher local|ssh|mpi]
         [-H HOSTFILE] [--sync-dst-dir DIR] [--env NAME=VALUE]... [--timeout S]
-        [--port-range A-B] [--remote-exec TEMPLATE] command ...
+        [--port-range A-B] [--remote-exec TEMPLATE] [--max-restarts N] command ...
 
 It starts one scheduler (``python -m hybridnet.kvstore.dist.scheduler``), SERVERS servers
 (``python -m hybridnet.kvstore.dist.server``; default SERVERS = WORKERS) and WORKERS copies of
@@ -19,6 +19,13 @@ themselves (they do: the job aborts), then SIGTERM, then SIGKILL. The exit code 
 root-cause child's (the first to fail, not counting exit code 75 = "stopped because another node
 failed"; 128+N for signal N), printed once with its role, rank and last 20 stderr lines. The
 environment is never printed.
+
+``--max-restarts N`` (torchrun-style): after a failure the whole job -- every process, with a
+new secret, job id and scheduler port -- starts again, up to N times; each process reads the
+attempt number in HYBRIDNET_RESTART_COUNT (0 first). Resuming from a checkpoint is the script's
+part (``kv.save_optimizer_states`` and the weights, then ``kv.init`` + ``set_optimizer`` +
+``load_optimizer_states`` on restart: tests/dist_scenarios.py 'restart'). A signal to the
+launcher or ``--timeout`` (for all attempts together) ends the job without a restart.
 
 ``--launcher ssh``: hosts come from the hostfile (``host`` or ``host:port`` per line; servers
 then workers round-robin, so the same file gives the same host -> rank map); the scheduler runs
@@ -173,6 +180,8 @@ class Launcher:
         timeout = self.user_env.get("HYBRIDNET_KVSTORE_HEARTBEAT_TIMEOUT",
                                     os.environ.get("HYBRIDNET_KVSTORE_HEARTBEAT_TIMEOUT", "15"))
         self.grace = float(timeout) + 3.0
+        self.attempt = 0
+        self.deadline = None
 
     # ---- the job's environment -----------------------------------------------------------
     def job_env(self, root_host: str, root_port: int) -> dict:
@@ -180,7 +189,8 @@ class Launcher:
         env = {"DMLC_PS_ROOT_URI": root_host, "DMLC_PS_ROOT_PORT": str(root_port),
                "DMLC_NUM_SERVER": str(args.num_servers), "DMLC_NUM_WORKER": str(args.num_workers),
                "HYBRIDNET_KVSTORE_SECRET": os.urandom(32).hex(),
-               "HYBRIDNET_KVSTORE_JOB_ID": f"hn-{uuid.uuid4().hex[:16]}"}
+               "HYBRIDNET_KVSTORE_JOB_ID": f"hn-{uuid.uuid4().hex[:16]}",
+               "HYBRIDNET_RESTART_COUNT": str(self.attempt)}
         if args.port_range:
             env["HYBRIDNET_KVSTORE_PORT_RANGE"] = args.port_range
         env.update(self.user_env)
@@ -294,7 +304,7 @@ class Launcher:
 
     def supervise(self) -> int:
         """Wait for the job; return the launcher's exit code."""
-        deadline = time.monotonic() + self.args.timeout if self.args.timeout else None
+        deadline = self.deadline
         first_failure = None
         workers_done = None
         while True:
@@ -369,15 +379,25 @@ class Launcher:
 
     def run(self) -> int:
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        if self.args.timeout:
+            self.deadline = time.monotonic() + self.args.timeout
         try:
-            kind = self.args.launcher
-            if kind == "local":
-                self.start_local()
-            elif kind == "ssh":
-                self.start_remote()
-            else:
-                self.start_mpi()
-            return self.supervise()
+            while True:
+                self.children = []
+                kind = self.args.launcher
+                if kind == "local":
+                    self.start_local()
+                elif kind == "ssh":
+                    self.start_remote()
+                else:
+                    self.start_mpi()
+                code = self.supervise()
+                if code == 0 or self.attempt >= self.args.max_restarts or \
+                        self.interrupted is not None or code == 124:
+                    return code
+                self.attempt += 1
+                _log(f"restarting the whole job (restart {self.attempt} of "
+                     f"{self.args.max_restarts}) after exit code {code}")
         except BaseException:
             self.terminate()
             raise
@@ -515,6 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how to run a command on a host; {host} and {port} are filled in")
     p.add_argument("--remote-python", default="python3", help="python on the remote hosts")
     p.add_argument("--scheduler-host", help="address of this host that the nodes can reach")
+    p.add_argument("--max-restarts", type=int, default=0, metavar="N",
+                   help="after a failure, start the whole job again up to N times "
+                        "(HYBRIDNET_RESTART_COUNT tells each process the attempt)")
     p.add_argument("command", nargs=argparse.REMAINDER, help="the worker command")
     return p
 
@@ -535,6 +558,8 @@ def main(argv=None) -> int:
     args.num_servers = args.num_workers if args.num_servers is None else args.num_servers
     if args.num_servers < 1:
         build_parser().error("-s must be >= 1")
+    if args.max_restarts < 0:
+        build_parser().error("--max-restarts must be >= 0")
     if args.launcher == "ssh" and not args.hostfile:
         build_parser().error("--launcher ssh needs -H HOSTFILE")
     return Launcher(args).run()

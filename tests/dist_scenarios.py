@@ -126,6 +126,40 @@ def scenario_sgd(kv, mx, steps=50, save=None):
     return result
 
 
+def scenario_restart(kv, mx, ckpt, steps=50, every=10, kill_at=37):
+    """Server-side SGD that checkpoints every ``every`` steps (worker 0: weights and the
+    servers' optimizer states, then the step) and resumes from the last checkpoint; in the
+    first attempt worker 1 kills itself at step ``kill_at`` (C17, under --max-restarts)."""
+    import signal
+    attempt = int(os.environ["HYBRIDNET_RESTART_COUNT"])
+    start = int(open(ckpt + ".step").read()) if os.path.exists(ckpt + ".step") else 0
+    saved = np.load(ckpt + ".weights.npz") if start else None
+    for key, (shape, dtype) in SGD_KEYS.items():
+        value = saved[f"k{key}"] if start else initial(key, shape, dtype)
+        kv.init(key, mx.nd.array(value, dtype=dtype))
+    kv.set_optimizer(sgd_optimizer(mx, kv.num_workers))
+    if start:
+        kv.load_optimizer_states(ckpt + ".states")
+    outs = {key: mx.nd.zeros(shape, dtype=dtype) for key, (shape, dtype) in SGD_KEYS.items()}
+    for step in range(start, steps):
+        if attempt == 0 and step == kill_at and kv.rank == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+        for key, (shape, dtype) in SGD_KEYS.items():
+            kv.push(key, mx.nd.array(grad(key, kv.rank, step, shape, dtype), dtype=dtype))
+            kv.pull(key, out=outs[key])
+        mx.nd.waitall()              # a training step needs its weights before the next one
+        if (step + 1) % every == 0 and kv.rank == 0:
+            kv.save_optimizer_states(ckpt + ".states")
+            with open(ckpt + ".tmp.npz", "wb") as f:
+                np.savez(f, **{f"k{k}": o.asnumpy() for k, o in outs.items()})
+            os.replace(ckpt + ".tmp.npz", ckpt + ".weights.npz")
+            with open(ckpt + ".tmp", "w") as f:
+                f.write(str(step + 1))
+            os.replace(ckpt + ".tmp", ckpt + ".step")     # the checkpoint is complete
+    return {"attempt": attempt, "start": start,
+            "weights": {str(k): digest(o.asnumpy()) for k, o in outs.items()}}
+
+
 def scenario_load(kv, mx, load, weights, steps=1):
     """A new job (other server count) loads the states and takes more steps."""
     saved = np.load(weights)
@@ -292,7 +326,7 @@ def scenario_memory(kv, mx, mib=64, steps=1000):
     big.wait_to_read()
     out["big_ok"] = bool((big.asnumpy()[::4096] == 1).all())
     del big
-    keys = list(range(8))
+    keys = list(range(4))
     kv.init(keys, [mx.nd.zeros((1000,)) for _ in keys])
     kv.set_optimizer(mx.optimizer.SGD(learning_rate=0.1, momentum=0.9))
     grads = [mx.nd.ones((1000,)) for _ in keys]

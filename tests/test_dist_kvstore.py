@@ -262,3 +262,26 @@ def test_pushing_a_big_array_copies_little_and_rounds_leak_nothing(tmp_path):
     early, late = result["rss"]["50"], result["rss"][str(steps)]
     for role in ("worker", "server"):
         assert late[role] <= max(1.10 * early[role], early[role] + 8 * 1024), (role, early, late)
+
+
+# ---- restart from a checkpoint (C17) -------------------------------------------------------
+def test_a_job_restarted_from_its_checkpoint_ends_bit_identical(tmp_path):
+    """--max-restarts 1: worker 1 dies (SIGKILL) at step 37, the launcher restarts the whole
+    job, which resumes from the step-30 checkpoint; the step-50 weights equal an uninterrupted
+    one-process run bit for bit."""
+    import json
+    ckpt = str(tmp_path / "ckpt")
+    proc = subprocess.run(
+        [sys.executable, "-m", "hybridnet.launch", "-n", "2", "-s", "1", "--max-restarts", "1",
+         *[x for k, v in FAST.items() for x in ("--env", f"{k}={v}")],
+         sys.executable, str(SCENARIOS), "restart", json.dumps({"ckpt": ckpt})],
+        env=clean_env(), capture_output=True, text=True, timeout=150)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "restarting the whole job (restart 1 of 1)" in proc.stderr
+    assert "worker 1" in proc.stderr and "SIGKILL" in proc.stderr     # the cause, named
+    results = [json.loads(line[7:]) for line in proc.stdout.splitlines()
+               if line.startswith("RESULT ")]
+    assert [(r["attempt"], r["start"]) for r in results] == [(1, 30), (1, 30)]
+    _, weights = reference_sgd(2, 50)
+    expected = {str(k): digest(w.asnumpy()) for k, w in weights.items()}
+    assert all(r["weights"] == expected for r in results)

@@ -84,7 +84,7 @@ class _KeyInfo:
         self.slices = slices          # [(server rank, start, stop)] of the flattened array
         self.var = Var(f"kv:{name}")  # orders this worker's pushes and pulls of the key
         self.error = None             # a server's refusal of a push, not raised yet
-        self.pulling: list = []       # Pendings of the pull in flight
+        self.pulling: set = set()     # Pendings of the pulls in flight
         self.residual = None          # 2-bit compression error feedback (float32, flat)
         self.inline = self.size * self.dtype.itemsize <= _INLINE_BYTES
 
@@ -256,7 +256,7 @@ class KVStoreDist(KVStore):
         refused push never completes its round, so the pull would wait for nothing)."""
         error = info.error
         if error is not None:
-            for pending in info.pulling:
+            for pending in list(info.pulling):
                 self._member.requests.fail(pending, error)
 
     def _pull_into(self, info: _KeyInfo, outs: list, priority: int) -> None:
@@ -272,14 +272,15 @@ class KVStoreDist(KVStore):
             pendings = [(member.requests.new(1, f"pull of key {info.name!r} from server "
                                                 f"{server}"), server, start, stop)
                         for server, start, stop in info.slices]
-            info.pulling = [p for p, _, _, _ in pendings]
+            info.pulling.update(p for p, _, _, _ in pendings)
             try:
                 for pending, server, _, _ in pendings:
                     member.send(Role.SERVER, server, Message(Cmd.PULL, key=info.kid,
                                                              req=pending.req))
             except TransportError as err:
-                for pending in info.pulling:
+                for pending, _, _, _ in pendings:
                     member.requests.cancel(pending)
+                    info.pulling.discard(pending)
                 raise PeerFailure(str(err)) from None
             self._fail_pull(info)     # a refusal that came before the requests were listed
             sent.append([(p, start, stop) for p, _, start, stop in pendings])
@@ -294,7 +295,7 @@ class KVStoreDist(KVStore):
                     info.error = None         # a push's refusal is raised once
                 raise
             finally:
-                info.pulling = []
+                info.pulling.difference_update(p for p, _, _ in pendings)
             # a refused push is answered before the pull, which is then answered at once
             self._raise_push_errors(info)
             meta = {"dtype": info.dtype.name}
@@ -311,8 +312,9 @@ class KVStoreDist(KVStore):
                 _store(o, value)
         engine = get_engine()
         what = f"kv.pull({info.name!r})"
-        # The request is ordered after the key's push (it writes the key's var, so requests
-        # of two pulls never interleave); sending it costs less than a thread hand-off.
+        # The request is ordered after the key's push (it writes the key's var); sending it
+        # costs less than a thread hand-off. The key's next push waits for the value (the
+        # receive reads the key's var): a rank contributes once per round.
         engine.push(request, [], [info.var], cpu(0), COPY, priority, what, inline=True)
         engine.push(receive, [info.var], [o._var for o in outs], cpu(0), COPY, priority, what)
 

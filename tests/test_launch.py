@@ -199,6 +199,26 @@ def test_mpirun_gets_variable_names_never_values():
     assert not any("=" in a for a in argv)
 
 
+@pytest.mark.skipif(shutil.which("mpirun") is None, reason="mpirun (Open MPI) is not installed")
+def test_mpi_launcher_runs_a_job_with_ranks_from_mpi(tmp_path):
+    env = clean_env()
+    if os.geteuid() == 0:          # Open MPI refuses root unless told twice
+        env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "hybridnet.launch", "-n", "2", "-s", "2", "--launcher", "mpi",
+         "--scheduler-host", "127.0.0.1",
+         *[x for k, v in FAST.items() for x in ("--env", f"{k}={v}")],
+         sys.executable, str(SCENARIOS), "keys", json.dumps({"keys": 20, "rounds": 2})],
+        env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = [json.loads(line[7:]) for line in proc.stdout.splitlines()
+               if line.startswith("RESULT ")]
+    assert sorted(r["rank"] for r in results) == [0, 1]
+    assert [r["wrong"] for r in results] == [0, 0]
+    stats = next(r["stats"] for r in results if r["rank"] == 0)
+    assert len(stats) == 2 and sum(s["pushes"] for s in stats) == 2 * 20 * 2
+
+
 def test_bad_command_lines_are_refused(capsys):
     parser = build_parser()
     args = parser.parse_args(["-n", "2", "--env", "A=1", "python", "x.py", "--lr", "0.1"])

@@ -113,7 +113,9 @@ def hybridnet_op(op_name: str, arrays, params, repeat: int) -> float:
     p = op.parse_params(params)
     ctx = OpContext(np, mx.cpu(), None)
     _, outs, _ = op.infer_shape(p, [a.shape for a in arrays])
-    ys = [np.empty(s, np.float32) for s in outs]     # hidden outputs too (RNN's workspace)
+    _, types, _ = op.infer_type(p, [a.dtype for a in arrays])
+    # hidden outputs too (RNN's workspace, max pooling's int32 argmax)
+    ys = [np.empty(s, t) for s, t in zip(outs, types)]
     heads = [np.ones_like(ys[0])] + [None] * (len(ys) - 1)
     grads = [np.empty_like(a) for a in arrays]
     req = ["write"] * len(arrays)

@@ -217,8 +217,9 @@ def _max_backward_2d(argmax, dy, dx, overwrite):
                 gx[base + i] = 0
         o = U64(c * outs)
         for q in range(U64(outs)):
-            if arg[o + q] >= 0:
-                gx[base + U64(arg[o + q])] += gy[o + q]
+            at = U64(arg[o + q])        # -1 (no maximum) wraps above any index: skipped, and
+            if at < U64(size):          # nothing outside the plane is ever written
+                gx[base + at] += gy[o + q]
 
 
 @numba.njit(nogil=True, cache=True)

@@ -263,7 +263,16 @@ def scenario_fuzzed(kv, mx, flag):
         if not np.array_equal(o.asnumpy(), value):
             raise AssertionError(f"round {rounds}: pulled {o.asnumpy()[:3]}, pushed {value[:3]}")
         rounds += 1
-    return {"rounds": rounds, "refused": refused, "stats": kv._server_stats()[0]}
+    # the fuzzing sockets' backlog may still be draining on a busy machine: report the
+    # server's counters once they stop moving
+    stats, deadline = kv._server_stats()[0], time.monotonic() + 30
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        latest = kv._server_stats()[0]
+        if latest["drops"] == stats["drops"]:
+            break
+        stats = latest
+    return {"rounds": rounds, "refused": refused, "stats": stats}
 
 
 def scenario_module(kv, mx, steps=4, batch=20):

@@ -4,13 +4,14 @@ The 8x8 digit images go in as 1x8x8 (NCHW) images through two Convolution + Pool
 and two FullyConnected layers; ``mod.fit`` trains it with momentum SGD, ``mod.score`` reports
 the test accuracy and ``mx.viz.print_summary`` the per-layer parameter counts.
 
-    python example/lenet.py [--epochs 10] [--batch-size 32]
+    python example/lenet.py [--epochs 10] [--batch-size 32] [--seed 0]
 """
 from __future__ import annotations
 
 import argparse
 import logging
 
+import numpy as np
 from digits import load_digits  # example/digits.py: scikit-learn's digits, split 80/20
 
 import hybridnet as mx
@@ -38,7 +39,11 @@ def main(argv=None) -> float:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seeds the initializer and the shuffles: the same run every time")
     args = parser.parse_args(argv)
+    mx.random.seed(args.seed)
+    np.random.seed(args.seed)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     train_x, train_y, test_x, test_y = load_digits()

@@ -14,8 +14,8 @@ Slices must write disjoint outputs; work that reduces over the batch (a weight g
 each slice index its own buffer and sums them afterwards. The calling thread runs slice 0, a
 process-wide pool the others; a slice that calls ``parallel_slices`` again runs its work
 serially (no nested splitting, no deadlock on the pool). Small work (under
-``SPLIT_MIN_BYTES``) stays on the calling thread: a thread hand-off costs tens of
-microseconds. ``HYBRIDNET_NUM_BLAS_THREADS=1`` turns splitting off.
+``SPLIT_MIN_BYTES``) stays on the calling thread, with a one-thread BLAS: a thread hand-off
+costs tens of microseconds. ``HYBRIDNET_NUM_BLAS_THREADS=1`` turns splitting off.
 """
 from __future__ import annotations
 
@@ -71,7 +71,12 @@ def parallel_slices(n: int, work: Callable[[int, slice], None], work_bytes: int)
     """
     parts = min(policy_threads(), n)
     if parts <= 1 or work_bytes < SPLIT_MIN_BYTES or getattr(_inside, "active", False):
-        work(0, slice(0, n))
+        # one BLAS thread here too: a small product gains nothing from more, and OpenBLAS's
+        # extra threads would then spin ~0.1 s waiting for work, taking the cores from the
+        # next operator's slices (AlexNet-R's backward convolutions ran ~40% slower after the
+        # two-thread product of its small FullyConnected layer)
+        with single_threaded_blas():
+            work(0, slice(0, n))
         return 1
     bounds = slice_bounds(n, parts)
     with single_threaded_blas():

@@ -148,7 +148,9 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
     Setting("HYBRIDNET_KVSTORE_AUTH", _auth_mode, "full",
             "'full': header and array bytes authenticated (HMAC-SHA256; arrays of 64 KiB and "
             "more through their NH universal hash, kvstore/dist/nh.py); 'header': the header "
-            "only (it binds sizes, command, sender and sequence number)"),
+            "only (it binds sizes, command, sender and sequence number); 'curve': CurveZMQ "
+            "encryption of every connection, keys derived from the job secret, plus the "
+            "header HMAC"),
     Setting("HYBRIDNET_KVSTORE_HEARTBEAT_INTERVAL", _float, 1.0,
             "seconds between ZMTP heartbeats on every connection of a distributed job"),
     Setting("HYBRIDNET_KVSTORE_HEARTBEAT_TIMEOUT", _float, 15.0,

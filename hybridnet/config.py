@@ -104,8 +104,9 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
             "nd.save flushes its temporary file to disk before renaming it over the target, so "
             "a checkpoint survives a power loss; 0 skips the flush (faster for many small files)"),
     Setting("HYBRIDNET_NUM_BLAS_THREADS", _int, 0,
-            "threads numpy's BLAS may use, set when the engine starts, and the threads a "
-            "convolution or pooling splits its batch over; 0 = cores // "
+            "threads numpy's BLAS may use, set when the engine starts, and the threads a large "
+            "operator (FullyConnected, Convolution, pooling, softmax) splits its work over; "
+            "0 = cores // "
             "HYBRIDNET_CPU_WORKER_NTHREADS (see hybridnet/engine/blas.py); 1 suits a "
             "machine shared with other busy programs", ("OMP_NUM_THREADS",)),
     Setting("HYBRIDNET_CPU_POOL_MB", _int, 1024,

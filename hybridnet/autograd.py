@@ -144,8 +144,34 @@ def _record(op, p, args, aux, outputs, is_train, function=None) -> None:
         if o._ag is not None:        # out= an array the graph already holds
             raise HybridNetError(_IN_GRAPH.format(what=f"out= of {op.name}"))
     node = Node(op, p, args, aux, outputs, is_train, function)
+    if function is None:
+        _drop_unread(node)
     for i, o in enumerate(outputs):
         o._ag = (node, i)
+
+
+def _zero_stride(xp, data):
+    """A read-only stand-in for ``data``: its shape and dtype, one element of memory."""
+    return xp.broadcast_to(xp.zeros((), data.dtype), data.shape)
+
+
+def _drop_unread(node) -> None:
+    """Let the tape forget the values its operator's backward never reads, as the executor's
+    memory plan does: a recorded intermediate input (a loss head's 78 MB input on the LSTM
+    workload) or an output is then freed with the user's last reference to it. Each becomes a
+    zero-stride stand-in of the same shape and dtype; a stand-in input keeps the original's
+    tape entry and engine variable. Leaves (variables, constants) stay: they are few, the user
+    holds them, and get_symbol tells them apart by identity."""
+    from .ndarray.ndarray import NDArray
+    reads_in, reads_out = node.op.backward_reads(node.p, len(node.inputs), len(node.out_data))
+    for i, x in enumerate(node.inputs):
+        if i not in reads_in and type(x._ag) is tuple:
+            stand_in = NDArray(_zero_stride(x._ctx.xp, x._data), x._ctx, x._var)
+            stand_in._ag = x._ag
+            node.inputs[i] = stand_in
+    for i, data in enumerate(node.out_data):
+        if i not in reads_out:
+            node.out_data[i] = _zero_stride(node.ctx.xp, data)
 
 
 def mark_variables(variables, gradients, grad_reqs="write") -> None:

@@ -625,3 +625,37 @@ def test_loss_head_default_gradient_gives_the_same_gradients_as_explicit_ones():
     prob = np.exp(2 * x.asnumpy())
     prob /= prob.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(grads[0], 2 * (prob - np.eye(5)[[0, 4, 2, 1]]), rtol=1e-5)
+
+
+def test_the_tape_frees_values_backward_never_reads(monkeypatch):
+    """SoftmaxOutput's backward reads only the label and FullyConnected's none of its outputs:
+    once the user drops the FC output, the tape does not keep its memory alive, and the
+    gradients are those of a tape that keeps everything."""
+    import gc
+    import weakref
+
+    from hybridnet import autograd as ag
+    rng = np.random.RandomState(3)
+    x, w, b = (mx.nd.array(rng.standard_normal(s)) for s in ((6, 4), (5, 4), (5,)))
+    label = mx.nd.array(rng.randint(0, 5, 6))
+
+    def run():
+        for a in (x, w, b):
+            a.attach_grad()
+        with mx.autograd.record():
+            h = mx.nd.FullyConnected(x, w, b, num_hidden=5)
+            out = mx.nd.SoftmaxOutput(h, label)
+        mx.nd.waitall()
+        data = weakref.ref(h._data)
+        del h
+        gc.collect()
+        freed = data() is None
+        out.backward()
+        return freed, [a.grad.asnumpy() for a in (x, w, b)]
+    freed, grads = run()
+    assert freed
+    monkeypatch.setattr(ag, "_drop_unread", lambda node: None)
+    kept, reference = run()
+    assert not kept
+    for g, r in zip(grads, reference):
+        np.testing.assert_array_equal(g, r)

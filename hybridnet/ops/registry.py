@@ -173,6 +173,16 @@ class OpDef:
                 self._default_params = None
             return self._default_params
 
+    def backward_reads(self, p, n_in: int, n_out: int) -> tuple:
+        """(input indices, output indices) this operator's backward reads for parameters
+        ``p``: all when undeclared. Whatever is left out may be freed or reused after the
+        forward (the executor's memory plan, the autograd tape)."""
+        def declared(indices, n):
+            if indices is None:
+                return range(n)
+            return indices(p) if callable(indices) else indices
+        return declared(self.bwd_inputs, n_in), declared(self.bwd_outputs, n_out)
+
     def parse_params(self, kwargs: dict) -> Params:
         """Typed, defaulted parameters from keyword values (Python values or JSON strings)."""
         try:

@@ -222,8 +222,7 @@ def _build_backward(prog: Program, arg_reqs: dict) -> None:
                     aux=[prog.entry_vid[e] for e in in_entries[n_args:]],
                     outs=[prog.entry_vid[e] for e in outs], out_grads=out_grads,
                     in_grads=in_grads, req=req)
-        reads_in = _declared(op.bwd_inputs, node.params, n_args)
-        reads_out = _declared(op.bwd_outputs, node.params, n_out)
+        reads_in, reads_out = op.backward_reads(node.params, n_args, n_out)
         step.reads = ([g for g in out_grads if g is not None]
                       + [step.ins[i] for i in reads_in if i < n_args]
                       + [step.outs[k] for k in reads_out if k < n_out] + step.aux
@@ -240,13 +239,6 @@ def _build_backward(prog: Program, arg_reqs: dict) -> None:
                 step.writes = [vid]
                 prog.backward.insert(0, step)
     prog.grad_vid = grad_vid
-
-
-def _declared(indices, p, n: int):
-    """The indices an operator's backward reads: all when undeclared; ``fn(p)`` resolved."""
-    if indices is None:
-        return range(n)
-    return indices(p) if callable(indices) else indices
 
 
 def check_reqs(names: list[str], reqs: list[str]) -> None:

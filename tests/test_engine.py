@@ -402,3 +402,12 @@ def test_parallel_slices_work_in_a_forked_child(monkeypatch):
     assert expected == [1, 1, 2, 2]
     with multiprocessing.get_context("fork").Pool(1) as pool:
         assert pool.apply_async(_split_sum, (4,)).get(timeout=60) == expected
+
+
+def test_parallel_sum_adds_the_slices_partial_sums(monkeypatch):
+    from hybridnet.engine import parallel
+    monkeypatch.setattr(parallel, "policy_threads", lambda: 3)
+    monkeypatch.setattr(parallel, "SPLIT_MIN_BYTES", 0)
+    a = np.random.RandomState(4).standard_normal((7, 5, 6))
+    np.testing.assert_allclose(parallel.parallel_sum(a, (0, 2)), a.sum(axis=(0, 2)), rtol=1e-12)
+    np.testing.assert_allclose(parallel.parallel_sum(a, (0,)), a.sum(axis=0), rtol=1e-12)

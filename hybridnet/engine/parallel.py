@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .blas import policy_threads, single_threaded_blas
 
-__all__ = ["SPLIT_MIN_BYTES", "parallel_slices", "slice_bounds"]
+__all__ = ["SPLIT_MIN_BYTES", "parallel_slices", "parallel_sum", "slice_bounds"]
 
 # Below this many bytes of data touched an operator runs on the calling thread alone.
 SPLIT_MIN_BYTES = 1 << 20
@@ -94,3 +94,18 @@ def parallel_slices(n: int, work: Callable[[int, slice], None], work_bytes: int)
     if error is not None:
         raise error
     return parts
+
+
+def parallel_sum(a, axis: tuple):
+    """``a.sum(axis=axis)`` for a numpy array, ``axis`` including 0: each slice of the first
+    axis is summed on its own thread and the partial sums are added in slice order (an order
+    numpy's own sum does not use: the result may differ from it in the last bits)."""
+    parts = {}
+
+    def work(i, part):
+        parts[i] = a[part].sum(axis=axis)
+    n = parallel_slices(a.shape[0], work, a.nbytes)
+    total = parts[0]
+    for i in range(1, n):
+        total += parts[i]
+    return total

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...base import ParamError, ShapeError, shape_str
-from ...engine.parallel import parallel_slices
+from ...engine.parallel import parallel_slices, parallel_sum
 from ..kernels.im2col import col2im, im2col
 from ..params import Param
 from ..registry import OpDef, assign, register
@@ -234,17 +234,18 @@ def _scratch(xp, dtype, rows, cols):
 
 
 def conv_pass(xp, view: ConvView, *, x=None, w=None, y=None, dy=None, dx=None, dw=None,
-              req_y="write", req_dx="write", req_dw="write") -> None:
+              bias=None, req_y="write", req_dx="write", req_dw="write") -> None:
     """Run the convolution-view products that the given arrays ask for.
 
-    ``y`` (needs ``x``, ``w``): y = conv(x, w).  ``dw`` (needs ``x``, ``dy``): the weight
+    ``y`` (needs ``x``, ``w``): y = conv(x, w) (+ ``bias`` per channel, added to each chunk
+    while it is in cache).  ``dw`` (needs ``x``, ``dy``): the weight
     gradient.  ``dx`` (needs ``w``, ``dy``): the data gradient. Each honours its req ('write'
     or 'add'). Arrays come in their natural N-D shapes (any batch size). CPU arrays run in
     batch slices on the operator's threads (``conv_chunks`` is one slice's work).
     """
     ref = x if x is not None else dy
     if type(ref) is not np.ndarray:
-        conv_chunks(xp, view, x=x, w=w, y=y, dy=dy, dx=dx, dw=dw,
+        conv_chunks(xp, view, x=x, w=w, y=y, dy=dy, dx=dx, dw=dw, bias=bias,
                     req_y=req_y, req_dx=req_dx, req_dw=req_dw)
         return
     n_batch = ref.shape[0]
@@ -259,14 +260,15 @@ def conv_pass(xp, view: ConvView, *, x=None, w=None, y=None, dy=None, dx=None, d
         if i and dw is not None:
             part_dw = dw_parts[i] = np.empty(dw.shape, dw.dtype)
         conv_chunks(xp, view, x=cut(x), w=w, y=cut(y), dy=cut(dy), dx=cut(dx), dw=part_dw,
-                    req_y=req_y, req_dx=req_dx, req_dw=req_dw if i == 0 else "write")
+                    bias=bias, req_y=req_y, req_dx=req_dx,
+                    req_dw=req_dw if i == 0 else "write")
     parallel_slices(n_batch, work, col_bytes)
     for i in sorted(dw_parts):
         dw += dw_parts[i]
 
 
 def conv_chunks(xp, view: ConvView, *, x=None, w=None, y=None, dy=None, dx=None, dw=None,
-                req_y="write", req_dx="write", req_dw="write") -> None:
+                bias=None, req_y="write", req_dx="write", req_dw="write") -> None:
     """``conv_pass`` on the calling thread: the products chunk by chunk over the batch."""
     n_batch = (x if x is not None else dy).shape[0]
     dtype = (x if x is not None else dy).dtype
@@ -312,6 +314,8 @@ def conv_chunks(xp, view: ConvView, *, x=None, w=None, y=None, dy=None, dx=None,
             for g in range(g_):
                 xp.matmul(w[g * fg:(g + 1) * fg], col[g * kdim:(g + 1) * kdim],
                           out=out[g * fg:(g + 1) * fg])
+            if bias is not None:
+                out += bias.reshape(f_, 1)
             assign(y3[n0:n0 + nb], req_y, out.reshape(f_, nb, p_).transpose(1, 0, 2))
         if dy is None or (dw is None and dx is None):
             continue
@@ -341,9 +345,12 @@ def bias_add(xp, out, bias) -> None:
 
 
 def bias_grad(xp, dy, dbias, req: str) -> None:
-    """dbias (=|+=) dy summed over every axis but 1."""
+    """dbias (=|+=) dy summed over every axis but 1 (by batch slices on the policy's threads
+    for numpy arrays)."""
     n, c = dy.shape[:2]
-    assign(dbias, req, dy.reshape(n, c, -1).sum(axis=(0, 2)))
+    dy3 = dy.reshape(n, c, -1)
+    assign(dbias, req, parallel_sum(dy3, (0, 2)) if type(dy) is np.ndarray
+           else dy3.sum(axis=(0, 2)))
 
 
 # ---- shape inference ----------------------------------------------------------------------
@@ -425,9 +432,7 @@ def _inputs(p):
 def _conv_forward(ctx, p, inputs, aux, outputs, is_train):
     xp, x, w = ctx.xp, inputs[0], inputs[1]
     view = conv_geometry(p, x.shape)
-    conv_pass(xp, view, x=x, w=w, y=outputs[0])
-    if not p.no_bias:
-        bias_add(xp, outputs[0], inputs[2])
+    conv_pass(xp, view, x=x, w=w, y=outputs[0], bias=None if p.no_bias else inputs[2])
 
 
 def _conv_backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...base import ParamError, ShapeError, shape_str
-from ...engine.parallel import parallel_slices
+from ...engine.parallel import parallel_slices, parallel_sum
 from ..params import Param
 from ..registry import OpDef, assign, register
 
@@ -146,20 +146,8 @@ def _add_bias(xp, y2, bias) -> None:
 
 
 def _bias_grad(xp, dy2, db, req: str) -> None:
-    """db (=|+=) dy2.sum(axis=0): on numpy arrays each of the policy's threads sums a slice of
-    rows, and the partial sums are added (an order of additions numpy's own sum does not use:
-    the result differs from it in the last bits)."""
-    if xp is not np:
-        assign(db, req, dy2.sum(axis=0))
-        return
-    parts = {}
-
-    def work(i, rows):
-        parts[i] = dy2[rows].sum(axis=0)
-    n = parallel_slices(dy2.shape[0], work, dy2.nbytes)
-    for i in range(1, n):
-        parts[0] += parts[i]
-    assign(db, req, parts[0])
+    """db (=|+=) dy2.sum(axis=0), summed by row slices on the policy's threads (numpy)."""
+    assign(db, req, parallel_sum(dy2, (0,)) if xp is np else dy2.sum(axis=0))
 
 
 def _grad_graph(F, p, out_grads, inputs, outputs):

@@ -365,3 +365,16 @@ def test_big_arrays_in_full_mode_are_macd_through_their_nh_digest():
         codec().decode(downgraded)
     smaller = codec().encode(push_message(arr[:wire.NH_MIN // 4 - 1]))
     assert not struct.unpack_from("<H", smaller[0], 6)[0] & Flag.MAC_NH
+
+
+def test_nodes_binding_in_a_port_range_leave_the_schedulers_port_alone():
+    """The launcher picks the scheduler's port from --port-range before the scheduler binds it;
+    a server or worker starting first must not take it (CI once saw the scheduler fail with
+    'Address already in use')."""
+    low = free_port()
+    for _ in range(20):              # the search starts at a random port of the range
+        node = Transport(codec(), Role.SERVER, 0, new_nonce(), send_timeout=2.0)
+        try:
+            assert node.bind("127.0.0.1", 0, (low, low + 1), avoid=low) == low + 1
+        finally:
+            node.close(0)

@@ -133,7 +133,8 @@ class Member:
     def start(self) -> None:
         """Join the job: register, wait for the node table, connect peers, start heartbeats."""
         job = self.job
-        port = self.transport.bind(job.host, job.port, job.port_range, job.bind_all)
+        port = self.transport.bind(job.host, job.port, job.port_range, job.bind_all,
+                                   avoid=job.root_port)
         self.transport.connect(SCHEDULER, Role.SCHEDULER, 0, job.root_ip, job.root_port,
                                monitor=True)
         self._spawn(self._receive_loop, "recv")

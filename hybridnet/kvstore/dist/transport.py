@@ -157,11 +157,12 @@ class Transport:
 
     # ---- inbound -------------------------------------------------------------------------
     def bind(self, host: str, port: int = 0, port_range: tuple | None = None,
-             bind_all: bool = False) -> int:
+             bind_all: bool = False, avoid: int = 0) -> int:
         """Bind the ROUTER on ``host`` (an IP) and return the port.
 
         ``port`` > 0 forces a port; else the first free port of ``port_range`` (tried from a
-        random start), else an OS-chosen one.
+        random start) other than ``avoid`` -- the scheduler's port, which the launcher picked
+        from the same range and the scheduler may not have bound yet -- else an OS-chosen one.
         """
         router = self._ctx.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 0)
@@ -176,7 +177,7 @@ class Transport:
             candidates = [port]
         elif port_range:
             low, high = port_range
-            candidates = list(range(low, high + 1))
+            candidates = [p for p in range(low, high + 1) if p != avoid]
             start = random.randrange(len(candidates))
             candidates = candidates[start:] + candidates[:start]
         else:

@@ -17,6 +17,7 @@ from hybridnet.test_utils import assert_almost_equal
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "fixtures"))
 from gen_bucketing import BATCH, CLASSES, VOCAB, make_sym_gen  # noqa: E402  (the fixture's network)
+from replay_iter import ReplayIter  # noqa: E402
 
 KEYS = (12, 8, 4)          # the default (largest) bucket first
 # Embed each token, a tanh layer per step, average over the sequence, classify.
@@ -44,25 +45,10 @@ def make_batches(n_per_key=6, seed=0, label=most_frequent):
     return batches
 
 
-class BucketIter(mx.io.DataIter):
-    """Replays a list of bucketed batches (as BucketSentenceIter would give them)."""
-
-    def __init__(self, batches):
-        super().__init__(BATCH)
-        self.batches = batches
-        self.default_bucket_key = KEYS[0]
-        self.provide_data = [mx.io.DataDesc("data", (BATCH, KEYS[0]))]
-        self.provide_label = [mx.io.DataDesc("softmax_label", (BATCH,))]
-        self.cursor = 0
-
-    def reset(self):
-        self.cursor = 0
-
-    def next(self):
-        if self.cursor == len(self.batches):
-            raise StopIteration
-        self.cursor += 1
-        return self.batches[self.cursor - 1]
+def bucket_iter(batches):
+    """The batches replayed as BucketSentenceIter would give them."""
+    return ReplayIter(batches, BATCH, KEYS[0], [mx.io.DataDesc("data", (BATCH, KEYS[0]))],
+                      [mx.io.DataDesc("softmax_label", (BATCH,))])
 
 
 def start_params(seed=1):
@@ -171,8 +157,8 @@ def test_training_equals_a_plain_module_per_bucket():
 
 
 def test_fit_learns_over_three_bucket_lengths():
-    train = BucketIter(make_batches(12, seed=0))
-    test = BucketIter(make_batches(4, seed=7))
+    train = bucket_iter(make_batches(12, seed=0))
+    test = bucket_iter(make_batches(4, seed=7))
     mod = mx.mod.BucketingModule(sym_gen, default_bucket_key=KEYS[0])
     mod.fit(train, eval_data=test, num_epoch=12, optimizer="adam",
             optimizer_params={"learning_rate": 0.05}, initializer=mx.init.Xavier())
@@ -203,8 +189,8 @@ def test_lstm_buckets_learn_a_sequence_task():
     def label(x):
         return x[:, -2] % CLASSES
 
-    train = BucketIter(make_batches(10, seed=0, label=label))
-    test = BucketIter(make_batches(4, seed=9, label=label))
+    train = bucket_iter(make_batches(10, seed=0, label=label))
+    test = bucket_iter(make_batches(4, seed=9, label=label))
     mod = mx.mod.BucketingModule(lstm_sym_gen, default_bucket_key=KEYS[0],
                                  state_names=["lstm_state", "lstm_state_cell"])
     mod.fit(train, num_epoch=15, optimizer="adam", optimizer_params={"learning_rate": 0.05},

@@ -13,6 +13,7 @@ import pytest
 import hybridnet as mx
 from hybridnet.base import HybridNetError
 from hybridnet.test_utils import assert_almost_equal
+from replay_iter import ReplayIter
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -133,33 +134,19 @@ def test_bad_input():
     assert sorted(tolerant.arg_params) == sorted(PARAMS)
 
 
-class TwoLengths(mx.io.DataIter):
+def two_lengths(n_batches, seed):
     """Token sequences of length 6 and 3 (bucket keys); label: is token 1 in the sequence."""
-
-    def __init__(self, n_batches, seed):
-        super().__init__(10)
-        rng = np.random.RandomState(seed)
-        self.batches = []
-        for k in range(n_batches):
-            length = (6, 3)[k % 2]
-            x = rng.randint(0, 4, (10, length))
-            self.batches.append(mx.io.DataBatch(
-                [mx.nd.array(x)], [mx.nd.array((x == 1).any(axis=1))], bucket_key=length,
-                provide_data=[mx.io.DataDesc("data", x.shape)],
-                provide_label=[mx.io.DataDesc("softmax_label", (10,))]))
-        self.default_bucket_key = 6
-        self.provide_data = [mx.io.DataDesc("data", (10, 6))]
-        self.provide_label = [mx.io.DataDesc("softmax_label", (10,))]
-        self.cursor = 0
-
-    def reset(self):
-        self.cursor = 0
-
-    def next(self):
-        if self.cursor == len(self.batches):
-            raise StopIteration
-        self.cursor += 1
-        return self.batches[self.cursor - 1]
+    rng = np.random.RandomState(seed)
+    batches = []
+    for k in range(n_batches):
+        length = (6, 3)[k % 2]
+        x = rng.randint(0, 4, (10, length))
+        batches.append(mx.io.DataBatch(
+            [mx.nd.array(x)], [mx.nd.array((x == 1).any(axis=1))], bucket_key=length,
+            provide_data=[mx.io.DataDesc("data", x.shape)],
+            provide_label=[mx.io.DataDesc("softmax_label", (10,))]))
+    return ReplayIter(batches, 10, 6, [mx.io.DataDesc("data", (10, 6))],
+                      [mx.io.DataDesc("softmax_label", (10,))])
 
 
 def test_sym_gen_trains_through_buckets():
@@ -172,10 +159,10 @@ def test_sym_gen_trains_through_buckets():
 
     model = mx.model.FeedForward(sym_gen, num_epoch=20, initializer=mx.init.Xavier(),
                                  optimizer="adam", learning_rate=0.05)
-    train = TwoLengths(20, seed=0)
+    train = two_lengths(20, seed=0)
     model.fit(train)
     assert model.symbol.list_arguments()[0] == "data"       # the default bucket's symbol
-    assert model.score(TwoLengths(10, seed=1)) >= 0.9
+    assert model.score(two_lengths(10, seed=1)) >= 0.9
     with pytest.raises(HybridNetError, match="needs a default_bucket_key"):
         plain = mx.io.NDArrayIter(np.zeros((10, 6)), np.zeros(10), batch_size=5)
         mx.model.FeedForward(sym_gen, num_epoch=1).fit(plain)

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from .kernels import relu as relu_kernels
 from .kernels import special
 from .params import Param
 from .registry import ZERO_GRAD, OpDef, assign, register, same_shape_infer
@@ -66,6 +67,9 @@ def _via_float(fn):
 
 
 def _relu(xp, x, out):
+    if relu_kernels.usable(x, out):          # one numba pass (ops/kernels/relu.py)
+        relu_kernels.relu_forward(x, out)
+        return out
     return xp.maximum(x, 0, out=out, casting=_U)
 
 

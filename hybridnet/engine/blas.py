@@ -33,6 +33,7 @@ from .. import config
 
 __all__ = ["apply_policy", "blas_threads", "policy_threads", "single_threaded_blas"]
 
+_CORES = os.cpu_count() or 1     # read once: os.cpu_count() costs ~8 us a call here
 _SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
             "openblas_set_num_threads64_", "openblas_set_num_threads")
 _GETTERS = tuple(n.replace("_set_", "_get_") for n in _SETTERS)
@@ -44,7 +45,7 @@ def policy_threads() -> int:
     if wanted > 0:
         return wanted
     workers = max(1, config.get("HYBRIDNET_CPU_WORKER_NTHREADS"))
-    return max(1, (os.cpu_count() or 1) // workers)
+    return max(1, _CORES // workers)
 
 
 @functools.cache

@@ -69,8 +69,9 @@ def parallel_slices(n: int, work: Callable[[int, slice], None], work_bytes: int)
     calling thread -- when ``work_bytes`` is under ``SPLIT_MIN_BYTES`` or the caller is itself
     a slice. Every slice finishes before the first error (by slice index) is raised.
     """
-    parts = min(policy_threads(), n)
-    if parts <= 1 or work_bytes < SPLIT_MIN_BYTES or getattr(_inside, "active", False):
+    # small work first: it is the common case, and reading the policy costs microseconds
+    parts = 1 if work_bytes < SPLIT_MIN_BYTES else min(policy_threads(), n)
+    if parts <= 1 or getattr(_inside, "active", False):
         # one BLAS thread here too: a small product gains nothing from more, and OpenBLAS's
         # extra threads would then spin ~0.1 s waiting for work, taking the cores from the
         # next operator's slices (AlexNet-R's backward convolutions ran ~40% slower after the

@@ -63,6 +63,9 @@ _INLINE_BYTES = 1 << 16     # pushes up to this size are sent from the caller's 
 _TYPES = ("dist", "dist_sync", "dist_async", "dist_device_sync", "dist_sync_device",
           "dist_async_device")
 
+# subtracted from a pull's priority for its blocking receive (see _pull_into)
+_RECEIVE_RANK = 1 << 40
+
 
 def key_id(key) -> int:
     """The wire id of a user key: the int itself, or a stable hash of a string key."""
@@ -316,7 +319,12 @@ class KVStoreDist(KVStore):
         # costs less than a thread hand-off. The key's next push waits for the value (the
         # receive reads the key's var): a rank contributes once per round.
         engine.push(request, [], [info.var], cpu(0), COPY, priority, what, inline=True)
-        engine.push(receive, [info.var], [o._var for o in outs], cpu(0), COPY, priority, what)
+        # A receive blocks its I/O thread until the servers answer, which needs every worker's
+        # push of the round: ranked below all other work, queued pushes always go out first
+        # (a receive picked ahead of this worker's own push could wait on a peer whose I/O
+        # threads wait on that very push -- a cross-process deadlock seen in CI).
+        engine.push(receive, [info.var], [o._var for o in outs], cpu(0), COPY,
+                    priority - _RECEIVE_RANK, what)
 
     # ---- servers' optimizer and compression ----------------------------------------------
     def _command_all(self, cmd: int, body: dict, what: str, frames=()) -> list:

@@ -115,6 +115,10 @@ CASES = [
     _deconv((2, 4, 3, 3), 6, (3, 3), stride=(2, 2), group=2, dilate=(2, 1)),
     _deconv((2, 3, 5), 2, (4,), stride=(2,), pad=(1,), bias=True),
     _deconv((1, 2, 3, 3, 2), 2, (2, 3, 2), stride=(2, 1, 2), adj=(1, 0, 1)),
+    # stride 1 but pad > dilate * (kernel - 1): the data gradient is no convolution of dy
+    # (ConvView.data_grad_geo), so col2im computes it
+    _conv((2, 3, 5, 6), 2, (2, 3), pad=(2, 1)),
+    _deconv((2, 3, 4, 5), 2, (3, 2), pad=(1, 1), group=1),            # stride 1, padded
 ]
 
 
@@ -180,7 +184,7 @@ def test_grad_req_add_accumulates_into_the_given_buffers(case):
         np.testing.assert_allclose(a, s + w, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("case", [CASES[1], CASES[4], CASES[12], CASES[13]], ids=str)
+@pytest.mark.parametrize("case", [CASES[i] for i in (1, 4, 12, 13, 20, 21)], ids=str)
 def test_chunking_the_batch_gives_the_same_results(case, monkeypatch):
     rng = np.random.RandomState(5)
     arrays = [rng.standard_normal((5,) + a.shape[1:]).astype(np.float32) if i == 0 else a
@@ -196,8 +200,7 @@ def test_chunking_the_batch_gives_the_same_results(case, monkeypatch):
 
 
 @pytest.mark.parametrize("req", ["write", "add"])
-@pytest.mark.parametrize("case", [CASES[1], CASES[4], CASES[12], CASES[13], CASES[16]],
-                         ids=str)
+@pytest.mark.parametrize("case", [CASES[i] for i in (1, 4, 12, 13, 16, 20, 21)], ids=str)
 def test_batch_split_over_threads_matches_one_pass(case, req, monkeypatch):
     """Convolution / Deconvolution split into 3 batch slices (forced for these small shapes)
     give the one-pass outputs and gradients, for req 'write' and 'add'."""

@@ -5,7 +5,10 @@ an input ``x`` (N, C, D, H, W), a weight ``w`` (F, C/groups * K) and an output `
 (N, F, OD*OH*OW). In that view
 
 * Convolution forward is ``y = w * col(x)``;
-* its data gradient is ``dx = col2im(w^T dy)`` and its weight gradient ``dw = dy col(x)^T``;
+* its weight gradient is ``dw = dy col(x)^T`` and its data gradient ``dx = col2im(w^T dy)``,
+  or, with unit strides, the convolution ``dx = w' * col'(dy)`` of dy padded by
+  ``extent - 1 - pad`` with the weight flipped in space and its channel axes swapped
+  (``ConvView.data_grad_geo``): im2col is a few fast row copies, col2im many short adds;
 * Deconvolution is the transposed operator: its forward *is* the convolution's data gradient
   (its input plays ``dy``, its output ``dx``), its data gradient is a convolution forward of
   the output gradient, and its weight gradient is the convolution weight gradient with the
@@ -71,6 +74,19 @@ class ConvView:
     @property
     def npos(self) -> int:
         return self.out_sp[0] * self.out_sp[1] * self.out_sp[2]
+
+    def data_grad_geo(self):
+        """Geometry under which the data gradient is a convolution of ``dy``, or None.
+
+        With unit strides, dx = conv(dy, w flipped in space with its channel axes swapped),
+        dy padded by ``extent - 1 - pad`` per axis (extent = dilate * (kernel - 1) + 1), which
+        gives back the input's size exactly; a pad larger than ``extent - 1`` has no such form.
+        """
+        kernel, stride, pad, dilate = (self.geo[a:a + 3] for a in (0, 3, 6, 9))
+        tpad = tuple(d * (k - 1) - p for k, p, d in zip(kernel, pad, dilate))
+        if any(s != 1 for s in stride) or min(tpad) < 0:
+            return None
+        return kernel + stride + tpad + dilate
 
 
 def _spatial_param(op: str, name: str, value, kernel: tuple, default: int) -> tuple:
@@ -284,13 +300,22 @@ def conv_chunks(xp, view: ConvView, *, x=None, w=None, y=None, dy=None, dx=None,
         dy = dy.reshape((n_batch, f_, p_))
     if y is not None:
         y3 = y.reshape((n_batch, f_, p_))
+    # the data gradient: as a convolution of dy when the geometry allows (its columns are as
+    # cheap to build as the forward's and its GEMM has the long axis inside), else by col2im,
+    # which adds the columns back one short run at a time
+    dgeo = view.data_grad_geo() if dx is not None else None
     if dx is not None:
-        if req_dx == "write":
+        if dgeo is None and req_dx == "write":
             dx[...] = 0
         dx5 = dx.reshape((n_batch, c_) + view.in_sp)
+        in_pos = view.in_sp[0] * view.in_sp[1] * view.in_sp[2]
     if w is not None:
         w = w.reshape(f_, kdim)
-        if dx is not None:        # w^T per group, contiguous: BLAS is 2x faster than transposing
+        if dgeo is not None:      # per group: (C/g, F/g * K), taps reversed
+            flip = w.reshape((g_, fg, cg, view.ksize))[..., ::-1].transpose(0, 2, 1, 3)
+            wflip = [xp.ascontiguousarray(flip[g]).reshape(cg, fg * view.ksize)
+                     for g in range(g_)]
+        elif dx is not None:      # w^T per group, contiguous: BLAS is 2x faster than transposing
             wt = [xp.ascontiguousarray(w[g * fg:(g + 1) * fg].T) for g in range(g_)]
     if dw is not None:
         dw2 = dw.reshape(f_, kdim)
@@ -298,16 +323,25 @@ def conv_chunks(xp, view: ConvView, *, x=None, w=None, y=None, dy=None, dx=None,
         # with the long batch axis inside than on (fg, kdim) (AlexNet-R shapes, OpenBLAS)
         dw_t = xp.empty((kdim, fg), dtype)
     per_sample = c_ * view.ksize * p_ * np.dtype(dtype).itemsize
+    if dgeo is not None:
+        per_sample = max(per_sample, f_ * view.ksize * in_pos * np.dtype(dtype).itemsize)
     chunk = max(1, min(n_batch, CHUNK_BYTES // max(per_sample, 1)))
-    col_buf = _scratch(xp, dtype, c_ * view.ksize, chunk * p_)
+    if x is not None:
+        col_buf = _scratch(xp, dtype, c_ * view.ksize, chunk * p_)
     if y is not None:
         tmp_buf = _scratch(xp, dtype, f_, chunk * p_)
-    if dy is not None and (dw is not None or dx is not None):
+    if dw is not None or (dx is not None and dgeo is None):
         dyt_buf = _scratch(xp, dtype, f_, chunk * p_)
+    if dgeo is not None:
+        dcol_buf = _scratch(xp, dtype, f_ * view.ksize, chunk * in_pos)
+        dxt_buf = _scratch(xp, dtype, c_, chunk * in_pos)
+        dy5 = dy.reshape((n_batch, f_) + view.out_sp)
+    elif dx is not None:
+        dcol_buf = _scratch(xp, dtype, c_ * view.ksize, chunk * p_)
     for n0 in range(0, n_batch, chunk):
         nb = min(chunk, n_batch - n0)
-        col = col_buf(nb * p_)
         if x is not None:
+            col = col_buf(nb * p_)
             im2col(xp, x[n0:n0 + nb], col, view.geo, view.out_sp)
         if y is not None:
             out = tmp_buf(nb * p_)
@@ -317,10 +351,9 @@ def conv_chunks(xp, view: ConvView, *, x=None, w=None, y=None, dy=None, dx=None,
             if bias is not None:
                 out += bias.reshape(f_, 1)
             assign(y3[n0:n0 + nb], req_y, out.reshape(f_, nb, p_).transpose(1, 0, 2))
-        if dy is None or (dw is None and dx is None):
-            continue
-        dyt = dyt_buf(nb * p_)
-        dyt.reshape(f_, nb, p_)[...] = dy[n0:n0 + nb].transpose(1, 0, 2)
+        if dw is not None or (dx is not None and dgeo is None):
+            dyt = dyt_buf(nb * p_)
+            dyt.reshape(f_, nb, p_)[...] = dy[n0:n0 + nb].transpose(1, 0, 2)
         if dw is not None:
             req = req_dw if n0 == 0 else "add"
             for g in range(g_):
@@ -330,10 +363,21 @@ def conv_chunks(xp, view: ConvView, *, x=None, w=None, y=None, dy=None, dx=None,
                     dw2[rows] = dw_t.T
                 else:
                     dw2[rows] += dw_t.T
-        if dx is not None:
+        if dgeo is not None:
+            dcol = dcol_buf(nb * in_pos)
+            im2col(xp, dy5[n0:n0 + nb], dcol, dgeo, view.in_sp)
+            out = dxt_buf(nb * in_pos)
+            krows = fg * view.ksize
             for g in range(g_):
-                xp.matmul(wt[g], dyt[g * fg:(g + 1) * fg], out=col[g * kdim:(g + 1) * kdim])
-            col2im(xp, col, dx5[n0:n0 + nb], view.geo, view.out_sp)
+                xp.matmul(wflip[g], dcol[g * krows:(g + 1) * krows],
+                          out=out[g * cg:(g + 1) * cg])
+            assign(dx5[n0:n0 + nb].reshape(nb, c_, in_pos), req_dx,
+                   out.reshape(c_, nb, in_pos).transpose(1, 0, 2))
+        elif dx is not None:
+            dcol = dcol_buf(nb * p_)
+            for g in range(g_):
+                xp.matmul(wt[g], dyt[g * fg:(g + 1) * fg], out=dcol[g * kdim:(g + 1) * kdim])
+            col2im(xp, dcol, dx5[n0:n0 + nb], view.geo, view.out_sp)
     for buf, orig in ((y, y_orig), (dx, dx_orig), (dw, dw_orig)):
         if orig is not None:
             orig[...] = buf

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["im2col", "col2im", "im2col_xp", "col2im_xp", "padded_shape"]
+__all__ = ["col2im", "col2im_xp", "im2col", "im2col_xp", "pad_input", "padded_shape"]
 
 
 def padded_shape(x_shape, geo: tuple, out_sp: tuple) -> tuple:
@@ -174,18 +174,26 @@ def _use_numba(a, b) -> bool:
             and a.dtype in (np.float32, np.float64) and b.flags.c_contiguous)
 
 
-def im2col(xp, x, col, geo: tuple, out_sp: tuple) -> None:
-    """Fill ``col`` (C*K, N*P) from ``x`` (N, C, D, H, W) for output spatial size ``out_sp``."""
-    if not _use_numba(x, col):
-        im2col_xp(xp, x, col, geo, out_sp)
-        return
+def pad_input(xp, x, geo: tuple, out_sp: tuple):
+    """``x`` (N, C, D, H, W) zero-padded to ``padded_shape`` -- ``x`` itself when it needs no
+    padding and is contiguous. Rows of samples stay contiguous, so a batch padded once can be
+    cut into chunks for ``im2col(..., padded=True)``."""
     pshape = padded_shape(x.shape, geo, out_sp)
-    if pshape == x.shape and x.flags.c_contiguous:
-        xpad = x
+    if pshape == tuple(x.shape) and x.flags.c_contiguous:
+        return x
+    xpad = xp.zeros(pshape, x.dtype)
+    xpad[_interior(geo, x.shape)] = x
+    return xpad
+
+
+def im2col(xp, x, col, geo: tuple, out_sp: tuple, padded: bool = False) -> None:
+    """Fill ``col`` (C*K, N*P) from ``x`` (N, C, D, H, W) for output spatial size ``out_sp``;
+    ``padded=True`` when ``x`` is already ``pad_input``'s result."""
+    xpad = x if padded else pad_input(xp, x, geo, out_sp)
+    if _use_numba(xpad, col) and xpad.flags.c_contiguous:
+        _im2col_padded(xpad, col, geo, out_sp)
     else:
-        xpad = np.zeros(pshape, x.dtype)
-        xpad[_interior(geo, x.shape)] = x
-    _im2col_padded(xpad, col, geo, out_sp)
+        im2col_xp(xp, xpad, col, geo, out_sp, padded=True)
 
 
 def col2im(xp, col, dx, geo: tuple, out_sp: tuple) -> None:
@@ -213,12 +221,11 @@ def _tap_slices(geo, out_sp, i, j, k):
             slice(k * dw, k * dw + sw * (ow - 1) + 1, sw))
 
 
-def im2col_xp(xp, x, col, geo: tuple, out_sp: tuple) -> None:
+def im2col_xp(xp, x, col, geo: tuple, out_sp: tuple, padded: bool = False) -> None:
     """``im2col`` written with array slicing: one strided copy per kernel tap (GPU path)."""
     kd, kh, kw = geo[:3]
     n_, c_ = x.shape[:2]
-    xpad = xp.zeros(padded_shape(x.shape, geo, out_sp), x.dtype)
-    xpad[_interior(geo, x.shape)] = x
+    xpad = x if padded else pad_input(xp, x, geo, out_sp)
     cols = col.reshape((c_, kd, kh, kw, n_) + tuple(out_sp))
     for i in range(kd):
         for j in range(kh):

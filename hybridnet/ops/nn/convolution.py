@@ -32,7 +32,7 @@ import numpy as np
 
 from ...base import ParamError, ShapeError, shape_str
 from ...engine.parallel import parallel_slices, parallel_sum
-from ..kernels.im2col import col2im, im2col
+from ..kernels.im2col import col2im, im2col, pad_input
 from ..params import Param
 from ..registry import OpDef, assign, register
 
@@ -326,7 +326,8 @@ def conv_chunks(xp, view: ConvView, *, x=None, w=None, y=None, dy=None, dx=None,
     if dgeo is not None:
         per_sample = max(per_sample, f_ * view.ksize * in_pos * np.dtype(dtype).itemsize)
     chunk = max(1, min(n_batch, CHUNK_BYTES // max(per_sample, 1)))
-    if x is not None:
+    if x is not None:       # padded once, cut into chunks for im2col
+        xpad = pad_input(xp, x, view.geo, view.out_sp)
         col_buf = _scratch(xp, dtype, c_ * view.ksize, chunk * p_)
     if y is not None:
         tmp_buf = _scratch(xp, dtype, f_, chunk * p_)
@@ -335,14 +336,14 @@ def conv_chunks(xp, view: ConvView, *, x=None, w=None, y=None, dy=None, dx=None,
     if dgeo is not None:
         dcol_buf = _scratch(xp, dtype, f_ * view.ksize, chunk * in_pos)
         dxt_buf = _scratch(xp, dtype, c_, chunk * in_pos)
-        dy5 = dy.reshape((n_batch, f_) + view.out_sp)
+        dypad = pad_input(xp, dy.reshape((n_batch, f_) + view.out_sp), dgeo, view.in_sp)
     elif dx is not None:
         dcol_buf = _scratch(xp, dtype, c_ * view.ksize, chunk * p_)
     for n0 in range(0, n_batch, chunk):
         nb = min(chunk, n_batch - n0)
         if x is not None:
             col = col_buf(nb * p_)
-            im2col(xp, x[n0:n0 + nb], col, view.geo, view.out_sp)
+            im2col(xp, xpad[n0:n0 + nb], col, view.geo, view.out_sp, padded=True)
         if y is not None:
             out = tmp_buf(nb * p_)
             for g in range(g_):
@@ -365,7 +366,7 @@ def conv_chunks(xp, view: ConvView, *, x=None, w=None, y=None, dy=None, dx=None,
                     dw2[rows] += dw_t.T
         if dgeo is not None:
             dcol = dcol_buf(nb * in_pos)
-            im2col(xp, dy5[n0:n0 + nb], dcol, dgeo, view.in_sp)
+            im2col(xp, dypad[n0:n0 + nb], dcol, dgeo, view.in_sp, padded=True)
             out = dxt_buf(nb * in_pos)
             krows = fg * view.ksize
             for g in range(g_):

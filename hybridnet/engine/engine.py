@@ -39,6 +39,29 @@ def _unique(vars_):
     return out
 
 
+def _dependencies(reads, writes):
+    """``reads`` and ``writes`` without repeats; a var both read and written (an in-place op)
+    is only written: the write dependency covers the read."""
+    if len(writes) > 1:
+        writes = _unique(writes)
+    if writes and reads:
+        for v in reads:
+            if v in writes:
+                return [r for r in reads if r not in writes], writes
+    return reads, writes
+
+
+def _inherited_failure(task: Task):
+    """The failure of a var ``task`` reads or writes (it is skipped and inherits it), or None."""
+    for v in task.reads:
+        if v.failure is not None:
+            return v.failure
+    for v in task.writes:
+        if v.failure is not None:
+            return v.failure
+    return None
+
+
 class Engine:
     """Dependency tracking shared by both engines; subclasses decide where ready work runs."""
 
@@ -97,16 +120,17 @@ class Engine:
         self._push(fn, reads, writes, ctx, prop, priority, name, inline)
 
     def _push(self, fn, reads, writes, ctx, prop, priority, name, inline):
-        if len(writes) > 1:
-            writes = _unique(writes)
-        if writes and reads:
-            for v in reads:
-                if v in writes:         # an in-place op: the write dependency covers the read
-                    reads = [r for r in reads if r not in writes]
-                    break
+        reads, writes = _dependencies(reads, writes)
         if inline and self._try_inline(fn, reads, writes, name):
             return
         task = Task(fn, reads, writes, ctx, prop, priority, name)
+        if self._enqueue(task):
+            self._dispatch(task)
+
+    def _enqueue(self, task: Task) -> bool:
+        """Record ``task`` as the latest user of its vars; True if nothing it depends on is
+        pending (the caller then runs or dispatches it)."""
+        reads, writes = task.reads, task.writes
         pending = 0
         with self._lock:
             for v in reads:
@@ -131,8 +155,74 @@ class Engine:
                 v.writer = task
             task.pending = pending
             self._outstanding += 1
-        if pending == 0:
-            self._dispatch(task)
+        return pending == 0
+
+    def push_async(self, fn, reads=(), writes=(), ctx: Context | None = None,
+                   prop: str = NORMAL, priority: int = 0, name: str | None = None,
+                   inline: bool = False) -> None:
+        """Schedule ``fn(on_complete)``, work that finishes later (MXNet's ``PushAsync``).
+
+        Ordered like ``push``, but the task is done -- its writes visible, its dependents
+        released, waits on it returned -- only when ``on_complete()`` is called, from any thread
+        (e.g. a socket's receiving thread), once; ``on_complete(exc)`` fails the task with
+        ``exc`` as ``push`` stores exceptions. An exception raised by ``fn`` itself before it
+        calls ``on_complete`` fails the task too. No worker thread waits meanwhile.
+        ``inline=True`` starts ``fn`` in the calling thread when nothing it depends on is
+        pending. Dependents made ready by the completion are dispatched to their pools (or, in
+        ``NaiveEngine``, run in the completing thread).
+        """
+        if self._bulk_threads and getattr(self._local, "segment", None):
+            self._flush_segment()       # earlier pushes of this thread go first
+        reads, writes = _dependencies(reads, writes)
+        task = _AsyncTask(fn, reads, writes, ctx, prop, priority, name)
+        if self._enqueue(task):
+            if inline:
+                self._start_async(task)
+            else:
+                self._dispatch(task)
+
+    def _start_async(self, task: "_AsyncTask") -> None:
+        """Start an async task's work; it completes through the callback it is given."""
+        failure = _inherited_failure(task)
+        if failure is not None:          # inherits a dependency's failure, like push
+            self._finish_async(task, None, failure)
+            return
+        fn, called = task.fn, []
+        profiler = self.profiler
+        start = time.perf_counter() if profiler is not None else 0.0
+
+        def on_complete(exc: BaseException | None = None) -> None:
+            if called:
+                raise EngineError(f"on_complete of engine work '{task.name}' called twice")
+            called.append(True)
+            if profiler is not None:
+                profiler(task, start, time.perf_counter())
+            self._finish_async(task, exc)
+        try:
+            fn(on_complete)
+        except Exception as exc:  # stored, never raised in this (maybe a worker's) thread
+            if not called:
+                on_complete(exc)
+                return
+            if task.name and hasattr(exc, "add_note"):
+                exc.add_note(f"(raised by engine work '{task.name}' after it completed)")
+            with self._lock:        # the task is done: the next wait_all raises it
+                self._unobserved.append(Failure(exc, task.name))
+
+    def _finish_async(self, task: "_AsyncTask", exc: BaseException | None,
+                      failure: Failure | None = None) -> None:
+        if exc is not None:
+            if task.name and hasattr(exc, "add_note"):
+                exc.add_note(f"(raised by engine work '{task.name}')")
+            failure = Failure(exc, task.name)
+            with self._lock:
+                self._unobserved.append(failure)
+        if failure is not None:
+            for v in task.writes:
+                if v.failure is None:
+                    v.failure = failure
+        for d in self._complete(task):
+            self._dispatch(d)
 
     def _try_inline(self, fn, reads, writes, name) -> bool:
         """Run ``fn`` now, under the engine lock, if nothing it depends on is pending.
@@ -182,6 +272,9 @@ class Engine:
         """Run ``task`` and then, on a worker, any dependent it made ready for the same pool."""
         pool = current_pool()
         while task is not None:
+            if task.__class__ is _AsyncTask:
+                self._start_async(task)     # completes (and releases dependents) later
+                return
             self._execute(task)
             ready = self._complete(task)
             task = None
@@ -195,16 +288,7 @@ class Engine:
         return None
 
     def _execute(self, task: Task) -> None:
-        failure = None
-        for v in task.reads:
-            if v.failure is not None:
-                failure = v.failure
-                break
-        if failure is None:
-            for v in task.writes:
-                if v.failure is not None:
-                    failure = v.failure
-                    break
+        failure = _inherited_failure(task)
         if failure is None:
             profiler = self.profiler
             start = time.perf_counter() if profiler is not None else 0.0
@@ -344,6 +428,11 @@ class Engine:
             self.wait_all()
         except Exception:  # at exit nobody is left to receive it
             pass
+
+
+class _AsyncTask(Task):
+    """A task pushed by ``push_async``: done when its work calls back, not when ``fn`` returns."""
+    __slots__ = ()
 
 
 class _InlineRecord:

@@ -255,9 +255,11 @@ class Member:
                                f"{type(err).__name__}: {err}")
                     return
             now = time.monotonic()
-            if self._on_tick is not None and now >= next_tick and self._table_ready.is_set():
+            if now >= next_tick:
                 next_tick = now + 0.1
-                self._on_tick(now)
+                self.requests.expire(now)
+                if self._on_tick is not None and self._table_ready.is_set():
+                    self._on_tick(now)
 
     def _handle(self, identity: bytes, msg: Message) -> None:
         if msg.src_role == Role.SCHEDULER:

@@ -1,12 +1,12 @@
 """Request tracking: match replies to requests by request id, wait with bounds, fail in bulk.
 
 A node sends a request with a fresh id and gets a ``Pending``; the receive thread hands each
-reply to ``Requests.deliver``; the caller waits on ``Pending.wait``. When the job stops, every
-pending request fails at once with the reason (``fail_all``), so no caller waits forever.
-A wait inside engine work helps run other queued engine work meanwhile (as the engine's own
-waits do), so communication waits never starve the copy/I-O pool. Helping nests (a pull run
-while waiting may wait and help in turn), so it stops at ``_HELP_DEPTH`` levels: a thousand
-queued pulls must not become a thousand nested frames (the recursion limit would lose one).
+reply to ``Requests.deliver``. The caller either waits (``Pending.wait``) or registers a
+callback run once the request is answered or failed (``Requests.when_done``): a worker's pull
+completes its engine task that way, from the receive thread, so no engine thread ever blocks
+on the network. When the job stops, every pending request fails at once with the reason
+(``fail_all``), so no caller waits forever; a request given a ``timeout`` fails after it
+(``expire``, called by the receive thread) if no reply came.
 """
 from __future__ import annotations
 
@@ -14,25 +14,25 @@ import itertools
 import threading
 import time
 
-from ...engine.pool import current_pool
 from .errors import KVStoreDistError, PeerFailure
 from .wire import Cmd, Message, role_name
 
 __all__ = ["Pending", "Requests", "refusal"]
 
-_HELP_DEPTH = 16
-_local = threading.local()
-
 
 class Pending:
     """A request awaiting ``expected`` replies."""
-    __slots__ = ("req", "expected", "replies", "error", "event", "what")
+    __slots__ = ("req", "expected", "replies", "error", "event", "what", "callback", "timeout",
+                 "deadline")
 
-    def __init__(self, req: int, expected: int, what: str):
+    def __init__(self, req: int, expected: int, what: str, timeout: float | None = None):
         self.req, self.expected, self.what = req, expected, what
         self.replies: list = []
         self.error: BaseException | None = None
         self.event = threading.Event()
+        self.callback = None
+        self.timeout = timeout
+        self.deadline = None if timeout is None else time.monotonic() + timeout
 
     @property
     def done(self) -> bool:
@@ -40,25 +40,17 @@ class Pending:
 
     def wait(self, timeout: float | None) -> list:
         """The replies (in arrival order); raise the request's error or a timeout error."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        depth = getattr(_local, "depth", 0)
-        pool = current_pool() if depth < _HELP_DEPTH else None
-        event = self.event
-        while not event.is_set():
-            if pool is None:
-                event.wait(0.1 if deadline is None else max(0.0, min(0.1, deadline -
-                                                                       time.monotonic())))
-            elif not event.wait(0.001):
-                _local.depth = depth + 1
-                try:
-                    pool.try_run_one(0)
-                finally:
-                    _local.depth = depth
-            if deadline is not None and time.monotonic() > deadline and not event.is_set():
-                raise KVStoreDistError(f"{self.what}: no reply after {timeout:.1f} s")
+        if not self.event.wait(timeout):
+            raise KVStoreDistError(f"{self.what}: no reply after {timeout:.1f} s")
         if self.error is not None:
             raise self.error
         return self.replies
+
+    def _finish(self, callback) -> None:
+        """Release waiters and run the callback (taken from ``callback`` under the lock)."""
+        self.event.set()
+        if callback is not None:
+            callback(self)
 
 
 def refusal(msg: Message) -> KVStoreDistError:
@@ -80,8 +72,10 @@ class Requests:
         self._pending: dict = {}
         self._failure: BaseException | None = None
 
-    def new(self, expected: int, what: str) -> Pending:
-        pending = Pending(next(self._ids), expected, what)
+    def new(self, expected: int, what: str, timeout: float | None = None) -> Pending:
+        """A request expecting ``expected`` replies; with ``timeout`` (seconds) it fails by
+        itself when none came in time (see ``expire``)."""
+        pending = Pending(next(self._ids), expected, what, timeout)
         with self._lock:
             if self._failure is not None:
                 pending.error = self._failure
@@ -92,6 +86,21 @@ class Requests:
                 pending.event.set()
         return pending
 
+    def when_done(self, pending: Pending, callback) -> None:
+        """Run ``callback(pending)`` once ``pending`` is answered or failed: now (in this
+        thread) if it already is, else in the thread that completes it."""
+        with self._lock:
+            if pending.req in self._pending:
+                pending.callback = callback
+                return
+        callback(pending)
+
+    def _take(self, pending: Pending):
+        """Under the lock: ``pending`` leaves the table; its callback (if any) is returned."""
+        del self._pending[pending.req]
+        callback, pending.callback = pending.callback, None
+        return callback
+
     def deliver(self, msg: Message) -> bool:
         """Hand a reply to its request; False if no request waits for it."""
         with self._lock:
@@ -101,9 +110,10 @@ class Requests:
             if msg.is_error:
                 pending.error = refusal(msg)
             pending.replies.append(msg)
-            if len(pending.replies) >= pending.expected or pending.error is not None:
-                del self._pending[msg.req]
-                pending.event.set()
+            if len(pending.replies) < pending.expected and pending.error is None:
+                return True
+            callback = self._take(pending)
+        pending._finish(callback)
         return True
 
     def cancel(self, pending: Pending) -> None:
@@ -113,16 +123,28 @@ class Requests:
     def fail(self, pending: Pending, error: BaseException) -> None:
         """Fail one request now (unless it is already answered)."""
         with self._lock:
-            if self._pending.pop(pending.req, None) is None:
+            if pending.req not in self._pending:
                 return
             pending.error = error
-        pending.event.set()
+            callback = self._take(pending)
+        pending._finish(callback)
+
+    def expire(self, now: float) -> None:
+        """Fail the requests whose timeout passed (a reply lost on a broken connection)."""
+        with self._lock:
+            late = [p for p in self._pending.values()
+                    if p.deadline is not None and now > p.deadline]
+        for pending in late:
+            self.fail(pending, KVStoreDistError(f"{pending.what}: no reply after "
+                                                f"{pending.timeout:.1f} s"))
 
     def fail_all(self, error: PeerFailure) -> None:
         """Fail every pending and every future request with ``error``."""
         with self._lock:
             self._failure = error
-            pending, self._pending = list(self._pending.values()), {}
-        for p in pending:
-            p.error = error
-            p.event.set()
+            failed = []
+            for pending in list(self._pending.values()):
+                pending.error = error
+                failed.append((pending, self._take(pending)))
+        for pending, callback in failed:
+            pending._finish(callback)

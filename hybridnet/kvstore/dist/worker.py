@@ -9,8 +9,9 @@ a communication variable: a pull of key k runs after this worker's earlier push 
 writes its output array; compute that does not touch them overlaps the communication.
 ``priority`` orders ready work as in MXNet. Work on small arrays whose inputs are ready is sent
 at once from the calling thread (a thread hand-off costs more than the send). A pull is two
-pieces of engine work: sending the request (ordered after the key's push), then waiting for the
-value and writing it to the outputs.
+pieces of engine work: sending the request (ordered after the key's push), then -- completed
+from the receive thread when the replies arrive (``push_async``) -- writing the value to the
+outputs.
 
 Servers do not acknowledge accepted pushes: a worker's messages reach a server in order and are
 handled in order, so the key's next pull (answered after the push is applied) and ``_barrier``
@@ -46,7 +47,7 @@ from ...context import cpu
 from ...engine import COPY, Var, get_engine
 from . import states as _states
 from .compression import TwoBitCompression, parse_compression
-from .errors import EXIT_ABORTED, KVStoreDistError, PeerFailure
+from .errors import EXIT_ABORTED, PeerFailure
 from .job import JobConfig
 from .membership import Member, setup_logging
 from .requests import refusal
@@ -62,9 +63,6 @@ _INLINE_BYTES = 1 << 16     # pushes up to this size are sent from the caller's 
 
 _TYPES = ("dist", "dist_sync", "dist_async", "dist_device_sync", "dist_sync_device",
           "dist_async_device")
-
-# subtracted from a pull's priority for its blocking receive (see _pull_into)
-_RECEIVE_RANK = 1 << 40
 
 
 def key_id(key) -> int:
@@ -269,11 +267,12 @@ class KVStoreDist(KVStore):
                                      f"has {tuple(o.shape)}")
 
         sent = []
+        member = self._member
 
         def request():
-            member = self._member
             pendings = [(member.requests.new(1, f"pull of key {info.name!r} from server "
-                                                f"{server}"), server, start, stop)
+                                                f"{server}", member.request_timeout),
+                         server, start, stop)
                         for server, start, stop in info.slices]
             info.pulling.update(p for p, _, _, _ in pendings)
             try:
@@ -288,43 +287,58 @@ class KVStoreDist(KVStore):
             self._fail_pull(info)     # a refusal that came before the requests were listed
             sent.append([(p, start, stop) for p, _, start, stop in pendings])
 
-        def receive():
-            member = self._member
+        def receive(on_complete):
             pendings = sent.pop()
-            try:
-                replies = [pending.wait(member.request_timeout)[0] for pending, _, _ in pendings]
-            except KVStoreDistError as err:
-                if err is info.error:
-                    info.error = None         # a push's refusal is raised once
-                raise
-            finally:
+            left = [len(pendings)]
+            lock = threading.Lock()
+
+            def arrived(_pending):    # the receive thread, or this one if already answered
+                with lock:
+                    left[0] -= 1
+                    if left[0]:
+                        return
                 info.pulling.difference_update(p for p, _, _ in pendings)
-            # a refused push is answered before the pull, which is then answered at once
-            self._raise_push_errors(info)
-            meta = {"dtype": info.dtype.name}
-            if len(pendings) == 1:           # one server holds the key: no gathering copy
-                meta["shape"] = list(info.shape)
-                value = frame_array(replies[0], 0, meta)
-            else:
-                value = np.empty(info.size, info.dtype)
-                for reply, (_, start, stop) in zip(replies, pendings):
-                    meta["shape"] = info.wire_shape(start, stop)
-                    value[start:stop] = frame_array(reply, 0, meta).reshape(-1)
-                value = value.reshape(info.shape)
-            for o in outs:
-                _store(o, value)
+                try:
+                    self._store_pulled(info, pendings, outs)
+                except Exception as err:  # the pull's failure, raised by waits on ``outs``
+                    on_complete(err)
+                    return
+                on_complete()
+            for pending, _, _ in pendings:
+                member.requests.when_done(pending, arrived)
         engine = get_engine()
         what = f"kv.pull({info.name!r})"
         # The request is ordered after the key's push (it writes the key's var); sending it
         # costs less than a thread hand-off. The key's next push waits for the value (the
-        # receive reads the key's var): a rank contributes once per round.
+        # receive reads the key's var): a rank contributes once per round. The receive is
+        # asynchronous: the replies complete it from the receive thread, so no engine thread
+        # ever waits for the network (a thread blocked in a receive could hold up a push that
+        # other workers, and so the servers' answer, wait for).
         engine.push(request, [], [info.var], cpu(0), COPY, priority, what, inline=True)
-        # A receive blocks its I/O thread until the servers answer, which needs every worker's
-        # push of the round: ranked below all other work, queued pushes always go out first
-        # (a receive picked ahead of this worker's own push could wait on a peer whose I/O
-        # threads wait on that very push -- a cross-process deadlock seen in CI).
-        engine.push(receive, [info.var], [o._var for o in outs], cpu(0), COPY,
-                    priority - _RECEIVE_RANK, what)
+        engine.push_async(receive, [info.var], [o._var for o in outs], cpu(0), COPY, priority,
+                          what, inline=True)
+
+    def _store_pulled(self, info: _KeyInfo, pendings: list, outs: list) -> None:
+        """Write the replies of a pull (one per slice) to ``outs``; raise its error."""
+        error = next((p.error for p, _, _ in pendings if p.error is not None), None)
+        if error is not None:
+            if error is info.error:
+                info.error = None         # a push's refusal is raised once
+            raise error
+        # a refused push is answered before the pull, which is then answered at once
+        self._raise_push_errors(info)
+        meta = {"dtype": info.dtype.name}
+        if len(pendings) == 1:           # one server holds the key: no gathering copy
+            meta["shape"] = list(info.shape)
+            value = frame_array(pendings[0][0].replies[0], 0, meta)
+        else:
+            value = np.empty(info.size, info.dtype)
+            for pending, start, stop in pendings:
+                meta["shape"] = info.wire_shape(start, stop)
+                value[start:stop] = frame_array(pending.replies[0], 0, meta).reshape(-1)
+            value = value.reshape(info.shape)
+        for o in outs:
+            _store(o, value)
 
     # ---- servers' optimizer and compression ----------------------------------------------
     def _command_all(self, cmd: int, body: dict, what: str, frames=()) -> list:

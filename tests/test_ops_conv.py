@@ -118,7 +118,10 @@ CASES = [
     # stride 1 but pad > dilate * (kernel - 1): the data gradient is no convolution of dy
     # (ConvView.data_grad_geo), so col2im computes it
     _conv((2, 3, 5, 6), 2, (2, 3), pad=(2, 1)),
-    _deconv((2, 3, 4, 5), 2, (3, 2), pad=(1, 1), group=1),            # stride 1, padded
+    # stride 1 and at least as many input as output channels: the data gradient is a
+    # convolution of dy (for Deconvolution: its forward)
+    _deconv((2, 2, 4, 5), 3, (3, 2), pad=(1, 1)),
+    _conv((2, 4, 6, 5), 3, (3, 3), pad=(1, 1)),
 ]
 
 
@@ -184,7 +187,7 @@ def test_grad_req_add_accumulates_into_the_given_buffers(case):
         np.testing.assert_allclose(a, s + w, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("case", [CASES[i] for i in (1, 4, 12, 13, 20, 21)], ids=str)
+@pytest.mark.parametrize("case", [CASES[i] for i in (1, 4, 8, 12, 13, 20, 21, 22)], ids=str)
 def test_chunking_the_batch_gives_the_same_results(case, monkeypatch):
     rng = np.random.RandomState(5)
     arrays = [rng.standard_normal((5,) + a.shape[1:]).astype(np.float32) if i == 0 else a
@@ -200,7 +203,7 @@ def test_chunking_the_batch_gives_the_same_results(case, monkeypatch):
 
 
 @pytest.mark.parametrize("req", ["write", "add"])
-@pytest.mark.parametrize("case", [CASES[i] for i in (1, 4, 12, 13, 16, 20, 21)], ids=str)
+@pytest.mark.parametrize("case", [CASES[i] for i in (1, 4, 8, 12, 13, 16, 20, 21, 22)], ids=str)
 def test_batch_split_over_threads_matches_one_pass(case, req, monkeypatch):
     """Convolution / Deconvolution split into 3 batch slices (forced for these small shapes)
     give the one-pass outputs and gradients, for req 'write' and 'add'."""

@@ -314,6 +314,49 @@ def test_storage_pool_keeps_at_most_its_limit_of_free_memory():
         assert storage.pooled_bytes() == 0
 
 
+def _queued_holder(shape):
+    """A pooled array whose only other reference is a queued engine task (running 0.3 s):
+    (its address, the event set when the task starts, the list the task appends to)."""
+    from hybridnet import engine
+    from hybridnet.engine import storage
+    a = storage.empty(shape, np.float32)
+    a[...] = 1
+    started, done = threading.Event(), []
+
+    def slow(arr=a):
+        started.set()
+        time.sleep(0.3)
+        done.append(float(arr[0, 0]))
+    engine.push(slow, write=[Var()])
+    return a.__array_interface__["data"][0], started, done
+
+
+def test_storage_pool_waits_for_queued_work_instead_of_growing():
+    from hybridnet.engine import storage
+    shape = (3, 1 << 18)
+    storage.release_free()
+    ptr, started, done = _queued_holder(shape)
+    started.wait()
+    pooled = storage.pooled_bytes()
+    b = storage.empty(shape, np.float32)      # main thread: waits for the task, reuses its buffer
+    assert done == [1.0]
+    assert b.__array_interface__["data"][0] == ptr and storage.pooled_bytes() == pooled
+    del b
+    mx.nd.waitall()
+
+    ptr, started, done = _queued_holder(shape)
+    started.wait()
+    got = []                                  # another thread never waits: a new buffer
+    worker = threading.Thread(target=lambda: got.append(storage.empty(shape, np.float32)))
+    worker.start()
+    worker.join()
+    assert not done and got[0].__array_interface__["data"][0] != ptr
+    assert storage.pooled_bytes() == pooled + got[0].nbytes
+    del got
+    mx.nd.waitall()
+    storage.release_free()
+
+
 def test_eager_results_stay_correct_when_buffers_are_recycled():
     rng = np.random.RandomState(0)
     x_np = rng.standard_normal((512, 1024)).astype(np.float32)      # 2 MB outputs

@@ -360,16 +360,22 @@ class Engine:
         while not event.is_set():
             pool.try_run_one(0.005)
 
-    def wait_all(self) -> None:
-        """Block until all pushed work has run; raise the first failure no wait has raised yet."""
-        if current_pool() is not None:
-            raise EngineError("waitall() called from inside engine work would wait for itself; "
-                              "wait for the specific arrays you need instead")
+    def wait_idle(self) -> None:
+        """Block until all pushed work has run; failures stay stored for the next wait.
+        Never call it from engine work (it would wait for itself)."""
         if getattr(self._local, "segment", None):
             self._flush_segment()
         with self._lock:
             while self._outstanding > 0:
                 self._idle.wait()
+
+    def wait_all(self) -> None:
+        """Block until all pushed work has run; raise the first failure no wait has raised yet."""
+        if current_pool() is not None:
+            raise EngineError("waitall() called from inside engine work would wait for itself; "
+                              "wait for the specific arrays you need instead")
+        self.wait_idle()
+        with self._lock:
             failures, self._unobserved = self._unobserved, []
         if failures:
             failures[0].reraise()

@@ -225,6 +225,9 @@ def _fuzz_frames(rng: random.Random, secret: bytes, job: str, n: int):
                    seq=1, dst_role=Role.SERVER, dst_rank=0)
     good = [bytes(p) for p in c.encode(push)]
     (one,) = Codec(secret, job).encode(push)
+    # the same header claiming that its MAC follows as the next message (which it does not)
+    trailing = struct.unpack_from("<H", good[0], 6)[0] | Flag.MAC_TRAILER
+    held = [good[0][:6] + struct.pack("<H", trailing) + good[0][8:]] + good[1:-1]
 
     def flipped(frame: bytes) -> list:
         i = rng.randrange(len(frame))
@@ -252,6 +255,8 @@ def _fuzz_frames(rng: random.Random, secret: bytes, job: str, n: int):
         lambda: [one + rng.randbytes(rng.randint(1, 64))],                    # too long
         lambda: [one, rng.randbytes(rng.randint(0, 64))],                     # extra part
         lambda: flipped(one),                                                 # altered bit
+        lambda: held,                              # joined with the next message, or dropped
+        lambda: [rng.randbytes(32)],               # a stray 'trailing MAC'
     ]
     for _ in range(n):
         yield rng.choice(kinds)()
@@ -299,7 +304,8 @@ def test_fuzzing_the_server_and_scheduler_never_kills_them(tmp_path):
         drops = result["stats"]["drops"]
         assert sum(drops.values()) >= 0.85 * sent, drops        # the rest went to the scheduler
         assert {"bad_mac", "frame_count", "frame_size", "header_size", "magic", "version",
-                "unknown_sender", "unknown_command", "wrong_job"} <= set(drops), drops
+                "unknown_sender", "unknown_command", "wrong_job", "no_trailer"} <= set(drops), \
+            drops
         assert result["refused"] == 11 * result["rounds"]
         assert rss_after - rss_before < 16 * 1024
         err = job["server0"].err
@@ -378,3 +384,77 @@ def test_nodes_binding_in_a_port_range_leave_the_schedulers_port_alone():
             assert node.bind("127.0.0.1", 0, (low, low + 1), avoid=low) == low + 1
         finally:
             node.close(0)
+
+
+def test_megabyte_messages_send_their_mac_as_the_next_message():
+    from hybridnet.kvstore.dist import wire
+    arr = np.random.RandomState(1).rand(wire.TRAILER_MIN // 4).astype(np.float32)
+    parts, trailer = codec().encode_streamed(push_message(arr))
+    assert len(parts) == 2 and parts[1] is arr and Codec.awaits_trailer(parts[0])
+    mac = trailer()
+    assert mac == codec().encode(push_message(arr))[-1]          # the same MAC as one message
+    wire_parts = [bytes(parts[0]), arr.tobytes(), mac]
+    got = codec().decode(wire_parts)
+    np.testing.assert_array_equal(frame_array(got), arr)
+    assert not got.flags & Flag.MAC_TRAILER                       # a wire flag, not the message's
+    tampered = bytearray(wire_parts[1])
+    tampered[len(tampered) // 3] ^= 0x80
+    with pytest.raises(WireError, match="bad_mac"):
+        codec().decode([wire_parts[0], bytes(tampered), mac])
+    undone = struct.unpack_from("<H", wire_parts[0], 6)[0] & ~Flag.MAC_TRAILER
+    with pytest.raises(WireError, match="bad_mac"):                # the flag is authenticated
+        codec().decode([wire_parts[0][:6] + struct.pack("<H", undone) + wire_parts[0][8:],
+                        wire_parts[1], mac])
+    smaller = codec().encode_streamed(push_message(arr[:-1]))
+    assert smaller[1] is None and not Codec.awaits_trailer(smaller[0][0])
+    assert codec("header").encode_streamed(push_message(arr))[1] is None
+
+
+def test_a_given_digest_is_used_instead_of_hashing_and_decode_returns_it():
+    from hybridnet.kvstore.dist import wire
+    arr = np.random.RandomState(2).rand(wire.NH_MIN // 4).astype(np.float32)
+    c = codec()
+    assert c.digest([arr]) is not None and codec("header").digest([arr]) is None
+    assert c.digest([arr[:-1]]) is None                  # small data is MACed byte by byte
+    got = c.decode([bytes(p) if not isinstance(p, np.ndarray) else p.tobytes()
+                    for p in c.encode(push_message(arr))])
+    assert got.digest == c.digest([arr])
+    # a reply reusing that digest is accepted; a stale one (other bytes) is rejected
+    reply = push_message(arr, digest=got.digest)
+    np.testing.assert_array_equal(frame_array(roundtrip(c, reply)), arr)
+    stale = push_message(arr + 1, digest=got.digest)
+    with pytest.raises(WireError, match="bad_mac"):
+        roundtrip(c, stale)
+
+
+def test_transport_joins_a_message_with_its_trailing_mac_and_drops_one_without():
+    from hybridnet.kvstore.dist import wire
+    c = codec()
+    server = Transport(c, Role.SERVER, 0, new_nonce(), send_timeout=2.0)
+    port = server.bind("127.0.0.1")
+    client = Transport(c, Role.WORKER, 0, new_nonce(), send_timeout=2.0)
+    client.connect("s", Role.SERVER, 0, "127.0.0.1", port)
+    server.peers.open_roles = {Role.WORKER}
+    raw = zmq.Context.instance().socket(zmq.DEALER)
+    raw.setsockopt(zmq.LINGER, 0)
+    raw.connect(f"tcp://127.0.0.1:{port}")
+    arr = np.random.RandomState(3).rand(wire.TRAILER_MIN // 4).astype(np.float32)
+    try:
+        # a raw peer sends a message announcing a trailing MAC, then something else
+        parts, trailer = c.encode_streamed(Message(
+            Cmd.PUSH, key=1, body=array_meta(arr), frames=[arr], src_role=Role.WORKER,
+            src_rank=5, dst_role=Role.SERVER, dst_rank=0, nonce=77, seq=1))
+        raw.send_multipart([bytes(parts[0]), arr.tobytes()])
+        raw.send_multipart([b"not a mac"])
+        client.send("s", push_message(arr))
+        got, deadline = None, time.monotonic() + 5
+        while (got is None or not server.drops.counts) and time.monotonic() < deadline:
+            got = server.recv(0.1) or got
+        _, msg = got
+        np.testing.assert_array_equal(frame_array(msg), arr)
+        assert server.drops.counts["no_trailer"] == 1    # then "not a mac" is no message
+        assert client.bytes_sent[(Role.SERVER, 0)] == server.bytes_recv[(Role.WORKER, 0)]
+    finally:
+        raw.close()
+        client.close(0)
+        server.close(0)

@@ -199,12 +199,13 @@ class Member:
         return self._send((role, rank), msg, track)
 
     def reply(self, request: Message, body: dict | None = None, frames=(), flags: int = 0,
-              track: bool = False) -> list:
-        """Answer ``request`` (same command and request id) on the sender's connection."""
+              track: bool = False, digest: bytes | None = None) -> list:
+        """Answer ``request`` (same command and request id) on the sender's connection;
+        ``digest``: the frames' ``Codec.digest`` if known (saves hashing them again)."""
         key = SCHEDULER if request.src_role == Role.SCHEDULER else (request.src_role,
                                                                     request.src_rank)
         msg = Message(request.cmd, Flag.REPLY | flags, request.key, request.req, body or {},
-                      list(frames))
+                      list(frames), digest=digest)
         return self._send(key, msg, track)
 
     def reply_error(self, request: Message, error: str) -> None:

@@ -52,7 +52,8 @@ log = logging.getLogger("hybridnet.kvstore.dist")
 class _Key:
     """One key (or this server's slice of a big key)."""
     __slots__ = ("name", "dtype", "dtype_name", "wire_shape", "shape", "value", "value_nd", "merged", "merged_nd", "round",
-                 "contrib", "pushed_round", "pulls", "opened", "updates", "inflight", "warned")
+                 "contrib", "pushed_round", "pulls", "opened", "updates", "inflight", "warned",
+                 "digest", "pushed_digest")
 
     def __init__(self, name, value: np.ndarray):
         self.name = name
@@ -68,6 +69,8 @@ class _Key:
         self.updates = 0
         self.inflight: list = []      # trackers of zero-copy sends of ``value``
         self.warned = False
+        self.digest = None            # Codec.digest of ``value`` once computed (or received)
+        self.pushed_digest = None     # Codec.digest of the last push's bytes, as received
 
     def label(self) -> str:
         return f"key {self.name!r}"
@@ -144,7 +147,8 @@ class KVServer:
             raise _Refused(f"key {msg.body.get('name', msg.key)!r} is already initialized")
         value = frame_array(msg, 0)   # the received bytes, read-only; copied on first update
         name = msg.body.get("name", msg.key)
-        self.keys[msg.key] = _Key(name if isinstance(name, (int, str)) else msg.key, value)
+        key = self.keys[msg.key] = _Key(name if isinstance(name, (int, str)) else msg.key, value)
+        key.digest = msg.digest
         self.member.reply(msg)
 
     def _set_mode(self, msg: Message) -> None:
@@ -199,6 +203,7 @@ class KVServer:
             key.opened = time.monotonic()
             self.open[msg.key] = key
         key.contrib[rank] = grad
+        key.pushed_digest = None if msg.flags & Flag.COMPRESSED else msg.digest
         key.pushed_round[rank] = key.round
         self._maybe_complete(msg.key, key)
 
@@ -261,8 +266,10 @@ class KVServer:
         if not key.contrib or not self.active.issubset(key.contrib):
             return
         contrib = [key.contrib[r] for r in sorted(key.contrib)]
+        digest = None
         if self.updater is None and len(contrib) == 1:
             merged = contrib[0]          # adopted as the value by _apply: no copy
+            digest = key.pushed_digest   # ... nor a hash pass to answer pulls with it
         else:
             if self.updater is None:
                 merged = self._writable(key)   # the sum becomes the value: add in place
@@ -276,7 +283,7 @@ class KVServer:
                 np.add(contrib[0], contrib[1], out=merged)
                 for c in contrib[2:]:
                     np.add(merged, c, out=merged)
-        self._apply(key, merged)
+        self._apply(key, merged, digest)
         key.contrib = {}
         key.round += 1
         key.warned = False
@@ -285,7 +292,10 @@ class KVServer:
         for pull in pulls:
             self._send_value(pull, key)
 
-    def _apply(self, key: _Key, grad: np.ndarray) -> None:
+    def _apply(self, key: _Key, grad: np.ndarray, digest: bytes | None = None) -> None:
+        """The update of ``key`` with the round's ``grad`` (whose ``Codec.digest`` is
+        ``digest`` if known: adopted as the value, it is the value's)."""
+        key.digest = digest
         if self.updater is None:
             # the merged sum (or the one push, read-only, received without a copy) is the value
             # now; a zero-copy send of the old value keeps reading the old buffer
@@ -321,7 +331,10 @@ class KVServer:
         return key.value
 
     def _send_value(self, msg: Message, key: _Key) -> None:
-        trackers = self.member.reply(msg, array_meta(key.value), frames=[key.value], track=True)
+        if key.digest is None:          # hashed once per value, not once per pull
+            key.digest = self.member.codec.digest([key.value])
+        trackers = self.member.reply(msg, array_meta(key.value), frames=[key.value], track=True,
+                                     digest=key.digest)
         key.inflight.extend(t for t in trackers if not t.done)
 
     # ---- housekeeping --------------------------------------------------------------------

@@ -38,13 +38,14 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from ...base import HybridNetError
-from .wire import Codec, Message, PeerTable, WireError, role_name
+from .wire import MAC_SIZE, Codec, Message, PeerTable, WireError, role_name
 
 __all__ = ["Transport", "TransportError", "resolve_host", "interface_ip", "route_ip", "new_nonce"]
 
 log = logging.getLogger("hybridnet.kvstore.dist")
 
 _ZERO_COPY_MIN = 1 << 16
+_HELD_MAX = 1024             # messages waiting for their MAC (one per sending connection)
 _DROP_LOG_FIRST = 3          # drops of one reason logged in full before sampling
 _DROP_LOG_EVERY = 1000       # then one summary line per this many drops
 
@@ -150,6 +151,7 @@ class Transport:
         self.bytes_recv = collections.Counter()
         self.messages_recv = 0
         self.drops = _DropLog(self.name)
+        self._held: dict = {}      # identity -> parts of a message whose MAC comes next
 
     @property
     def name(self) -> str:
@@ -221,6 +223,9 @@ class Transport:
             parts.append(router.recv(copy=not big))
             if i < 0:
                 sizes = self.codec.frame_sizes(parts[0])
+        parts = self._join_trailer(identity, parts)
+        if parts is None:
+            return None
         try:
             msg = self.codec.decode(parts)
             self.peers.check(identity, msg)
@@ -233,6 +238,25 @@ class Transport:
         if self.verbose >= 2:
             log.info("%s: recv %s", self.name, msg.describe())
         return identity, msg
+
+    def _join_trailer(self, identity: bytes, parts: list) -> list | None:
+        """``parts`` joined with the message they complete: a message announcing its MAC as
+        the next message on its connection is held (None) until that MAC arrives."""
+        held = self._held.pop(identity, None) if self._held else None
+        if held is not None:
+            if len(parts) == 1 and len(parts[0]) == MAC_SIZE:
+                return held + parts
+            self.drops.drop("no_trailer", "a message whose MAC was to follow was followed by "
+                                          "another message", repr(identity))
+        if self.codec.awaits_trailer(parts[0]):
+            if len(self._held) >= _HELD_MAX:     # bounded: drop the oldest held message
+                oldest = next(iter(self._held))
+                del self._held[oldest]
+                self.drops.drop("no_trailer", "too many messages waiting for their MAC",
+                                repr(oldest))
+            self._held[identity] = parts
+            return None
+        return parts
 
     # ---- outbound ------------------------------------------------------------------------
     def connect(self, key, role: int, rank: int, host: str, port: int,
@@ -316,7 +340,7 @@ class Transport:
         with out.lock:
             out.seq += 1
             msg.seq = out.seq
-            parts = self.codec.encode(msg)
+            parts, trailer = self.codec.encode_streamed(msg)
             last = len(parts) - 1
             nbytes = 0
             try:
@@ -332,6 +356,10 @@ class Transport:
                             trackers.append(tracker)
                     else:
                         out.sock.send(part, flags)
+                if trailer is not None:        # hashed while ZeroMQ sends the data
+                    mac = trailer()
+                    out.sock.send(mac)
+                    nbytes += len(mac)
             except zmq.Again:
                 raise TransportError(
                     f"{self.name}: sending to {role_name(role)} {rank} at {out.address} timed "

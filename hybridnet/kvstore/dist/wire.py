@@ -25,6 +25,11 @@ data frame's length, so even in ``header`` mode a frame of another size is rejec
   MAC_PAYLOAD|MAC_NH), NH keyed by a key derived from the secret (kvstore/dist/nh.py: a
   universal hash whose output the HMAC hides). NH runs at ~10 GB/s against SHA-256's
   ~1.7 GB/s, so big arrays cost the same four passes per push+pull at a sixth of the time.
+  From 1 MiB of data (flag MAC_TRAILER) the MAC travels as the *next* message on the
+  connection, ``[header] [data ...]`` then ``[mac]``: the sender hashes while ZeroMQ already
+  moves the data, and the receiver joins the two before checking them as above. A sender
+  answering with bytes it received (or one value to many pullers) reuses their digest
+  (``Message.digest``) instead of hashing them again.
 
 Receiving is strict and bounded: sizes are checked before anything is parsed, the MAC before
 the JSON, and the sender's sequence number must grow (``PeerTable``). A frame that fails any
@@ -47,7 +52,8 @@ from ...base import HybridNetError
 from .nh import derive_key, nh_digest, warm_up
 
 __all__ = ["Role", "Cmd", "Flag", "Message", "Codec", "WireError", "PeerTable", "role_name",
-           "array_meta", "frame_array", "parse_secret", "job_bytes", "MAC_SIZE", "VERSION"]
+           "array_meta", "frame_array", "parse_secret", "job_bytes", "MAC_SIZE", "VERSION",
+           "NH_MIN", "TRAILER_MIN"]
 
 MAGIC = b"HNKV"
 VERSION = 1
@@ -55,6 +61,7 @@ MAC_SIZE = 32
 MAX_FRAMES = 4096
 MAX_BODY = 1 << 20
 NH_MIN = 1 << 16               # data bytes from which 'full' mode MACs the NH digest
+TRAILER_MIN = 1 << 20          # data bytes from which the MAC follows as its own message
 ONE_FRAME_MAX = 1 << 16        # data bytes below which a message is one frame
 _FIXED = struct.Struct("<4sBBHH16sBBiiQQQqI")
 _LEN = struct.Struct("<Q")
@@ -110,11 +117,12 @@ class Flag:
     MAC_PAYLOAD = 0x4   # the MAC covers data frames too (auth mode 'full')
     MAC_NH = 0x20        # ... through their NH digest (kvstore/dist/nh.py)
     ONE_FRAME = 0x40    # data and MAC follow the header in its frame
+    MAC_TRAILER = 0x80  # the MAC is the next message on the connection (see Codec.encode_streamed)
     ASYNC = 0x8         # a push sent by a dist_async store
     COMPRESSED = 0x10   # the data frame holds 2-bit codes
 
 
-_NOT_MAC_FLAGS = 0xFFFF ^ (Flag.MAC_PAYLOAD | Flag.MAC_NH | Flag.ONE_FRAME)
+_NOT_MAC_FLAGS = 0xFFFF ^ (Flag.MAC_PAYLOAD | Flag.MAC_NH | Flag.ONE_FRAME | Flag.MAC_TRAILER)
 _COMMANDS = frozenset(int(c) for c in Cmd)
 _ROLES = frozenset(int(r) for r in Role)
 _DTYPES = {name: np.dtype(name) for name in
@@ -156,6 +164,10 @@ class Message:
     dst_rank: int = -1
     nonce: int = 0
     seq: int = 0
+    # NH digest of ``frames`` ('full' mode, big data): set by ``decode`` from the verified
+    # frames; given to ``encode``, it is used instead of hashing the frames again (a server
+    # answering pulls with a buffer it received, or with one value for every worker)
+    digest: bytes | None = None
 
     @property
     def is_reply(self) -> bool:
@@ -252,23 +264,44 @@ class Codec:
             keys[role] = (zmq.curve_public(secret), secret)
         return keys
 
-    def _mac(self, header: bytes, frames, flags: int) -> bytes:
-        """The MAC of a message whose header carries ``flags`` (see the module docstring)."""
+    def digest(self, frames) -> bytes | None:
+        """The NH digest the MAC of a message with these data frames covers
+        (``Message.digest``), or None if this mode MACs them otherwise."""
+        if self.mode != "full" or sum(map(_frame_len, frames)) < NH_MIN:
+            return None
+        return nh_digest([_frame_view(frame) for frame in frames], self._nh_key)
+
+    def _mac(self, header: bytes, msg: Message, flags: int) -> bytes:
+        """The MAC of ``msg`` under ``header`` carrying ``flags`` (see the module docstring);
+        for NH-MACed data, ``msg.digest`` is computed unless given."""
         if not flags & Flag.MAC_PAYLOAD:
             return self._hmac(header)
-        views = [_frame_view(frame) for frame in frames]
         if flags & Flag.MAC_NH:
-            return self._hmac(header, nh_digest(views, self._nh_key))
-        return self._hmac(header, *views)
+            if msg.digest is None:
+                msg.digest = nh_digest([_frame_view(f) for f in msg.frames], self._nh_key)
+            return self._hmac(header, msg.digest)
+        return self._hmac(header, *map(_frame_view, msg.frames))
 
     def encode(self, msg: Message) -> list:
         """The multipart parts of ``msg``: header bytes, the data frames as given, the MAC."""
+        parts, trailer = self.encode_streamed(msg)
+        return parts if trailer is None else [*parts, trailer()]
+
+    def encode_streamed(self, msg: Message) -> tuple:
+        """``(parts, trailer)``: the parts of ``msg`` as ``encode`` makes them, and None; or,
+        for data of TRAILER_MIN bytes and more in 'full' mode (flag MAC_TRAILER), the parts
+        without the MAC and a function computing it. The sender sends the parts as one
+        message, then the MAC as the next message on the same connection: ZeroMQ moves the
+        data while the sender hashes it. The receiver joins the two (``Transport.recv``) and
+        checks them as one message."""
         flags = msg.flags & _NOT_MAC_FLAGS
         size = sum(_frame_len(f) for f in msg.frames)
         if self.mode == "full":
             flags |= Flag.MAC_PAYLOAD
             if size >= NH_MIN:
                 flags |= Flag.MAC_NH
+            if size >= TRAILER_MIN:
+                flags |= Flag.MAC_TRAILER
         if size < self.one_frame_max:
             flags |= Flag.ONE_FRAME
         body = json.dumps(msg.body, separators=(",", ":")).encode() if msg.body else b""
@@ -282,10 +315,19 @@ class Codec:
         parts.extend(_LEN.pack(_frame_len(f)) for f in msg.frames)
         parts.append(body)
         header = b"".join(parts)
-        mac = self._mac(header, msg.frames, flags)
+        if flags & Flag.MAC_TRAILER:
+            return [header, *msg.frames], lambda: self._mac(header, msg, flags)
+        mac = self._mac(header, msg, flags)
         if flags & Flag.ONE_FRAME:
-            return [b"".join([header, *map(_frame_view, msg.frames), mac])]
-        return [header, *msg.frames, mac]
+            return [b"".join([header, *map(_frame_view, msg.frames), mac])], None
+        return [header, *msg.frames, mac], None
+
+    @staticmethod
+    def awaits_trailer(header: bytes) -> bool:
+        """Whether a message with this first frame announces its MAC as the next message
+        (unchecked: the joined message is verified as a whole)."""
+        return (len(header) >= _FIXED.size and header[:4] == MAGIC
+                and bool(int.from_bytes(header[6:8], "little") & Flag.MAC_TRAILER))
 
     @staticmethod
     def frame_sizes(header: bytes) -> tuple:
@@ -351,13 +393,15 @@ class Codec:
             sender = "full" if flags & Flag.MAC_PAYLOAD else "header"
             raise WireError("auth_mode", f"sender authenticates in '{sender}' mode, this node "
                                          f"in '{self.mode}' (HYBRIDNET_KVSTORE_AUTH differs)")
-        if len(mac) != MAC_SIZE or not hmac.compare_digest(mac, self._mac(header, data, flags)):
+        received = Message(cmd, flags & _NOT_MAC_FLAGS, key, req, {}, list(data), src_role,
+                           src_rank, dst_role, dst_rank, nonce, seq)
+        if len(mac) != MAC_SIZE or not hmac.compare_digest(mac, self._mac(header, received,
+                                                                            flags)):
             raise WireError("bad_mac", "authentication failed (wrong secret or altered frame)")
         if cmd not in _COMMANDS:
             raise WireError("unknown_command", f"command {cmd}")
         if src_role not in _ROLES or dst_role not in _ROLES:
             raise WireError("bad_role", f"roles {src_role}->{dst_role}")
-        body = {}
         if body_len:
             raw = head[expected - body_len:expected]
             try:
@@ -366,8 +410,8 @@ class Codec:
                 raise WireError("bad_body", f"body is not JSON ({type(err).__name__})") from None
             if not isinstance(body, dict):
                 raise WireError("bad_body", f"body is a JSON {type(body).__name__}, not an object")
-        return Message(cmd, flags & _NOT_MAC_FLAGS, key, req, body, list(data), src_role,
-                       src_rank, dst_role, dst_rank, nonce, seq)
+            received.body = body
+        return received
 
 
 def _who(msg: Message) -> str:

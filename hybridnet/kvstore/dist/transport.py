@@ -5,7 +5,9 @@ thread), and connects one DEALER socket per peer it sends to (any thread may sen
 peer keeps each socket used by one thread at a time and numbers the messages). Sockets therefore
 carry traffic in one direction only, as in ps-lite, and no socket is ever shared by two threads
 at once. Array frames of 64 KiB and more are sent without copies (``copy=False``); with
-``track=True`` the caller gets trackers telling when ZeroMQ no longer reads the buffer.
+``track=True`` the caller gets trackers telling when ZeroMQ no longer reads the buffer. A
+message whose MAC follows as the next message (wire.py, flag MAC_TRAILER) is sent as two under
+the peer's lock and held on receipt until its MAC arrives (at most ``_HELD_MAX`` held at once).
 
 Liveness: ZMTP heartbeats run on every socket, answered by libzmq's own I/O thread (no GIL),
 so a busy process stays alive while a dead, frozen or cut-off one loses its connection. A
@@ -386,6 +388,7 @@ class Transport:
                 with out.lock:
                     self._close_out(out, int(linger * 1000))
             self._out.clear()
+        self._held.clear()
         if self._router is not None:
             self._poller.unregister(self._router)
             self._router.close(0)

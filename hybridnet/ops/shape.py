@@ -234,6 +234,8 @@ def _grad_reshaped(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
     dx = in_grads[0]
     if dx is not None:
         assign(dx, req[0], out_grads[0].reshape(dx.shape))
+    if len(in_grads) > 1 and in_grads[1] is not None:     # reshape_like's rhs: only its shape
+        assign(in_grads[1], req[1], 0)
 
 
 def _grad_graph_reshaped(F, p, out_grads, inputs, outputs):

@@ -1,0 +1,263 @@
+"""The generic ``xp`` code paths of the operators (the ones cupy arrays take on a GPU), run on
+the CPU and compared with the CPU fast paths.
+
+There is no GPU here nor in CI, yet every kernel dispatches on the array type: numba and other
+CPU-only routes are chosen by ``type(a) is np.ndarray`` or ``ctx.xp is np``, and everything else
+takes numpy-style code written against ``ctx.xp``. This module runs every case of the operator
+tables at the registry level (``OpDef.forward`` / ``backward``) twice on the same inputs:
+
+* the CPU path: plain numpy arrays and ``OpContext(xp=numpy)``;
+* the device path: ``DeviceArray`` inputs (a numpy subclass, so ``type(a) is np.ndarray`` is
+  False) and ``OpContext(xp=DEVICE_XP)`` (numpy behind a module proxy, so ``xp is np`` is False),
+
+then compares outputs, updated aux states and input gradients (req 'write' and 'add').
+
+``DeviceArray`` behaves like a cupy array where that matters for finding GPU bugs: an operation
+mixing it with a plain numpy array (``np.empty`` used where ``xp.empty`` was meant, a host
+array as ``out=``) raises TypeError as cupy does. Numpy's own Python-level implementations
+(``np.pad``, ``np.einsum``...) build plain temporaries internally and return them; those
+are trusted: checks are off inside them and their array results come back as DeviceArray, as
+cupy's own functions return cupy arrays. The proxy's creation functions (``xp.empty``,
+``xp.arange``...) return DeviceArray for the same reason.
+
+Not reachable this way (cupy-only APIs): ``cupyx.scatter_add`` (kernels/scatter.py, index.py,
+random.py) and ``cupyx.scipy.special`` (elemwise.py's special functions).
+"""
+import importlib
+import threading
+import types
+
+import numpy as np
+import pytest
+
+from hybridnet.ops import get_op
+from hybridnet.ops.registry import ZERO_GRAD, OpContext
+
+_TABLES = ("test_ops_conv", "test_ops_pooling", "test_ops_fc", "test_ops_softmax",
+           "test_ops_loss", "test_ops_norm", "test_ops_rnn", "test_ops_embedding",
+           "test_ops_activation", "test_ops_elemwise", "test_ops_reduce", "test_ops_dropout",
+           "test_ops_pad_crop", "test_ops_sequence", "test_ops_upsampling", "test_ops_index",
+           "test_ops_linalg", "test_ops_shape")
+
+
+def _more_cases():
+    """Rows of the other tables in those modules: loss heads' gradient options
+    (test_ops_loss._LOSSES, with every SoftmaxOutput option of _SO_OPTIONS on each of its
+    layouts) and the fused RNN with dropout between layers (test_ops_rnn's pipelining test)."""
+    import test_ops_loss as loss
+    import test_ops_rnn as rnn
+    from op_harness import OpCase
+
+    def uniform(rng, i, shape):
+        return rng.uniform(0, 1, shape)
+    cases = []
+    for i, (op, shape, label, params, _) in enumerate(loss._LOSSES):
+        inputs = [shape] if op in ("MakeLoss", "make_loss") else \
+            [shape, shape if label is None else label]
+        options = loss._SO_OPTIONS if op == "SoftmaxOutput" else [{}]
+        cases += [OpCase(op, inputs, dict(params, **extra), init=uniform, dtype=np.float64,
+                         id=f"{op}-{i}-{extra}") for extra in options]
+    cases += [rnn._case(mode, 3, False, t=5, n=2, c=3, h=4, p=0.4)
+              for mode in ("lstm", "gru", "rnn_tanh")]
+    return cases
+
+
+CASES = [(f"{m[len('test_ops_'):]}-{c}", c) for m in _TABLES
+         for c in importlib.import_module(m).CASES]
+CASES += [(f"more-{c}", c) for c in _more_cases()]
+
+
+# ---- the stand-in for cupy ------------------------------------------------------------------
+_inside_numpy = threading.local()      # depth of numpy's own implementations on this thread
+
+
+def _trusted() -> bool:
+    return getattr(_inside_numpy, "depth", 0) > 0
+
+
+def _to_device(value):
+    """Plain numpy arrays in a result (also inside tuples/lists) as DeviceArray."""
+    if type(value) is np.ndarray:
+        return value.view(DeviceArray)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_to_device(v) for v in value)
+    return value
+
+
+def _to_host(value):
+    if isinstance(value, DeviceArray):
+        return value.view(np.ndarray)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_to_host(v) for v in value)
+    return value
+
+
+def _check_not_mixed(what, arrays):
+    if _trusted():
+        return
+    for a in arrays:
+        if type(a) is np.ndarray:
+            raise TypeError(f"{what}: a host numpy array {a.shape} {a.dtype} mixed with device "
+                            f"arrays (cupy raises here too)")
+
+
+def _arrays_in(args, kwargs):
+    """The arrays among a function's arguments (also inside lists and tuples)."""
+    found = []
+    for v in list(args) + list(kwargs.values()):
+        if isinstance(v, (list, tuple)):
+            found += _arrays_in(v, {})
+        elif isinstance(v, np.ndarray):
+            found.append(v)
+    return found
+
+
+class DeviceArray(np.ndarray):
+    """A numpy array that takes the device (cupy) code paths: see the module docstring."""
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        out = kwargs.get("out", ())
+        _check_not_mixed(f"{ufunc.__name__}.{method}", list(inputs) + list(out))
+        if out:
+            kwargs["out"] = _to_host(tuple(out))
+        result = getattr(ufunc, method)(*_to_host(inputs), **kwargs)
+        if out:
+            return out[0] if len(out) == 1 else tuple(out)
+        if isinstance(result, np.generic):      # cupy gives 0-d arrays where numpy gives scalars
+            return np.asarray(result).view(DeviceArray)
+        return _to_device(result)
+
+    def __array_function__(self, func, types_, args, kwargs):
+        if not _trusted() and np.ndarray in types_:
+            _check_not_mixed(func.__name__, _arrays_in(args, kwargs))
+        _inside_numpy.depth = getattr(_inside_numpy, "depth", 0) + 1
+        try:
+            return _to_device(func._implementation(*args, **kwargs))
+        finally:
+            _inside_numpy.depth -= 1
+
+
+class _DeviceModule(types.ModuleType):
+    """``numpy`` seen as another array module: ``xp is np`` is False, and functions creating
+    arrays from nothing (``xp.empty``, ``xp.arange``, ``xp.asarray(list)``) return
+    DeviceArray. Ufuncs, types, dtypes and submodules are numpy's own."""
+
+    def __init__(self):
+        super().__init__("device_numpy")
+
+    def __getattr__(self, name):
+        attr = getattr(np, name)
+        if callable(attr) and not isinstance(attr, (type, np.ufunc)):
+            def call(*args, **kwargs):
+                return _to_device(attr(*args, **kwargs))
+            call.__name__ = name
+            setattr(self, name, call)
+            return call
+        return attr
+
+
+DEVICE_XP = _DeviceModule()
+
+
+class _DeviceRandom:
+    """The device's random generator: numpy's draws, returned as DeviceArray."""
+
+    def __init__(self, rng):
+        self._rng = rng
+
+    def __getattr__(self, name):
+        method = getattr(self._rng, name)
+        return lambda *a, **k: _to_device(method(*a, **k))
+
+
+# ---- running one case on both paths ---------------------------------------------------------
+def _setup(case):
+    op = get_op(case.op)
+    arrays = case.arrays()
+    params = dict(case.params)
+    if op.variadic is not None and op.variadic not in params:
+        params[op.variadic] = len(arrays)
+    p = op.parse_params(params)
+    n_aux = len(op.aux_names(p))
+    args, aux = arrays[:len(arrays) - n_aux], arrays[len(arrays) - n_aux:]
+    _, out_shapes, _ = op.infer_shape(p, [a.shape for a in args])
+    _, out_types, _ = op.infer_type(p, [a.dtype for a in args])
+    return op, p, args, aux, list(zip(out_shapes, out_types))
+
+
+class _Path:
+    """One operator call on the CPU path (``device`` False) or the device path."""
+
+    def __init__(self, case, device: bool):
+        self.op, self.p, args, aux, self.outs = _setup(case)
+        self.device, self.seed = device, case.seed
+        self.xp = DEVICE_XP if device else np
+        rng = np.random.Generator(np.random.MT19937(case.seed))
+        self.ctx = OpContext(self.xp, None, _DeviceRandom(rng) if device else rng)
+        self.n_vis = len(self.op.output_names(self.p))
+        self.args, self.aux = args, aux
+        self.inputs = [self.put(a) for a in args]
+
+    def put(self, a):
+        return a.copy().view(DeviceArray) if self.device else a.copy()
+
+    def got(self, a, what):
+        if self.device:
+            assert type(a) is DeviceArray, f"{self.op.name}: {what} became {type(a).__name__}"
+        return np.array(a)
+
+    def forward(self, is_train: bool) -> dict:
+        """Visible outputs and aux states (hidden outputs are each path's own business)."""
+        self.state = [self.put(a) for a in self.aux]
+        self.outputs = [self.put(np.full(s, 7, t)) for s, t in self.outs]
+        self.op.forward(self.ctx, self.p, self.inputs, self.state, self.outputs, is_train)
+        results = {f"output {i}": self.got(o, f"output {i}")
+                   for i, o in enumerate(self.outputs[:self.n_vis])}
+        results.update({f"aux {i}": self.got(a, f"aux {i}") for i, a in enumerate(self.state)})
+        return results
+
+    def backward(self, req: str) -> dict:
+        """Input gradients after the last forward; 'write' buffers start as NaN (so an element
+        left unwritten shows), 'add' buffers as random values."""
+        rng = np.random.RandomState(self.seed + 1)
+        out_grads = [self.put(rng.standard_normal(o.shape).astype(o.dtype))
+                     if i < self.n_vis else None for i, o in enumerate(self.outputs)]
+        reqs = [req if a.dtype.kind == "f" else "null" for a in self.args]
+        in_grads = [None if r == "null" else
+                    self.put(rng.standard_normal(a.shape).astype(a.dtype) if r == "add"
+                             else np.full(a.shape, np.nan, a.dtype))
+                    for a, r in zip(self.args, reqs)]
+        self.op.backward(self.ctx, self.p, out_grads, self.inputs, self.outputs, self.state,
+                         in_grads, reqs)
+        return {f"gradient {i}": self.got(g, f"gradient {i}")
+                for i, g in enumerate(in_grads) if g is not None}
+
+
+def _compare(name, case, got, want, what):
+    assert got.keys() == want.keys(), what
+    tol = dict(rtol=1e-5, atol=1e-6) if case.dtype == np.float64 else dict(rtol=1e-4, atol=1e-5)
+    for key, w in want.items():
+        g = got[key]
+        assert (g.shape, g.dtype) == (w.shape, w.dtype), f"{name}: {what} {key}"
+        np.testing.assert_allclose(g, w, err_msg=f"{name}: {what} {key}", **tol)
+
+
+def _cupy_only(err: ModuleNotFoundError):
+    if err.name is None or err.name.split(".")[0] not in ("cupy", "cupyx"):
+        raise err
+    pytest.skip(f"this device path calls a cupy-only API ({err.name})")
+
+
+@pytest.mark.parametrize("name, case", CASES, ids=[n for n, _ in CASES])
+def test_device_path_matches_cpu_path(name, case):
+    cpu, device = _Path(case, False), _Path(case, True)
+    try:
+        for is_train in (False, True):
+            _compare(name, case, device.forward(is_train), cpu.forward(is_train),
+                     f"forward(is_train={is_train})")
+        if cpu.op.backward is None or cpu.op.backward is ZERO_GRAD:
+            return
+        for req in ("write", "add"):
+            _compare(name, case, device.backward(req), cpu.backward(req), f"backward({req})")
+    except ModuleNotFoundError as err:
+        _cupy_only(err)

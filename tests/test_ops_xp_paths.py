@@ -29,6 +29,7 @@ import types
 
 import numpy as np
 import pytest
+from numba.core.typing.typeof import typeof_impl
 
 from hybridnet.ops import get_op
 from hybridnet.ops.registry import ZERO_GRAD, OpContext
@@ -37,7 +38,7 @@ _TABLES = ("test_ops_conv", "test_ops_pooling", "test_ops_fc", "test_ops_softmax
            "test_ops_loss", "test_ops_norm", "test_ops_rnn", "test_ops_embedding",
            "test_ops_activation", "test_ops_elemwise", "test_ops_reduce", "test_ops_dropout",
            "test_ops_pad_crop", "test_ops_sequence", "test_ops_upsampling", "test_ops_index",
-           "test_ops_linalg", "test_ops_shape")
+           "test_ops_linalg", "test_ops_shape", "test_ops_optimizer")
 
 
 def _more_cases():
@@ -137,6 +138,17 @@ class DeviceArray(np.ndarray):
             _inside_numpy.depth -= 1
 
 
+# numba takes ndarray subclasses as plain arrays; cupy arrays it refuses. Make it refuse these
+# too, so a CPU kernel reached without its type check fails here as it would on a GPU.
+DeviceArray.__numba_array_subtype_dispatch__ = True     # skip numba's C fast path for them
+
+
+@typeof_impl.register(DeviceArray)
+def _refuse_in_numba(value, context):
+    raise TypeError(f"a device array {value.shape} {value.dtype} was passed to a CPU numba "
+                    f"kernel")
+
+
 class _DeviceModule(types.ModuleType):
     """``numpy`` seen as another array module: ``xp is np`` is False, and functions creating
     arrays from nothing (``xp.empty``, ``xp.arange``, ``xp.asarray(list)``) return
@@ -207,13 +219,16 @@ class _Path:
         return np.array(a)
 
     def forward(self, is_train: bool) -> dict:
-        """Visible outputs and aux states (hidden outputs are each path's own business)."""
+        """Visible outputs, aux states and inputs (hidden outputs are each path's own business)."""
         self.state = [self.put(a) for a in self.aux]
         self.outputs = [self.put(np.full(s, 7, t)) for s, t in self.outs]
         self.op.forward(self.ctx, self.p, self.inputs, self.state, self.outputs, is_train)
         results = {f"output {i}": self.got(o, f"output {i}")
                    for i, o in enumerate(self.outputs[:self.n_vis])}
         results.update({f"aux {i}": self.got(a, f"aux {i}") for i, a in enumerate(self.state)})
+        # inputs too: the optimizer updates change their state inputs in place
+        results.update({f"input {i}": self.got(a, f"input {i}")
+                        for i, a in enumerate(self.inputs)})
         return results
 
     def backward(self, req: str) -> dict:

@@ -60,6 +60,66 @@ def _more_cases():
                          id=f"{op}-{i}-{extra}") for extra in options]
     cases += [rnn._case(mode, 3, False, t=5, n=2, c=3, h=4, p=0.4)
               for mode in ("lstm", "gru", "rnn_tanh")]
+    return cases + _untabled_cases()
+
+
+def _untabled_cases():
+    """The operators no table has a row for: array creation, random draws (the same seeded
+    generator on both paths), and the optimizer updates test_ops_optimizer leaves out
+    (mixed-precision ones with float16 weights and float32 masters)."""
+    from op_harness import OpCase
+    rng = np.random.RandomState(5)
+
+    def u(shape, lo=-1.0, hi=1.0, dtype=np.float32):
+        return rng.uniform(lo, hi, shape).astype(dtype)
+    s = (3, 4)
+    cases = [OpCase(op, [], params) for op, params in [
+        ("_zeros", {"shape": s}), ("_ones", {"shape": s, "dtype": "float64"}),
+        ("_full", {"shape": s, "value": 2.5}), ("_eye", {"N": 3, "M": 4, "k": 1}),
+        ("_arange", {"start": 1, "stop": 7, "step": 1.5, "repeat": 2}),
+        ("_linspace", {"start": 0, "stop": 1, "num": 5}),
+        ("_random_uniform", {"low": -1, "high": 2, "shape": s}),
+        ("_random_normal", {"loc": 1, "scale": 2, "shape": s}),
+        ("_random_gamma", {"alpha": 2, "beta": 0.5, "shape": s}),
+        ("_random_exponential", {"lam": 2, "shape": s}),
+        ("_random_poisson", {"lam": 3, "shape": s}),
+        ("_random_negative_binomial", {"k": 3, "p": 0.4, "shape": s}),
+        ("_random_generalized_negative_binomial", {"mu": 2, "alpha": 0.5, "shape": s}),
+        ("_random_randint", {"low": -3, "high": 9, "shape": s})]]
+    cases += [OpCase(f"_random_{name}_like", [u(s)], params) for name, params in [
+        ("uniform", {"low": 1, "high": 3}), ("normal", {}), ("gamma", {"alpha": 3}),
+        ("exponential", {}), ("poisson", {"lam": 2}), ("negative_binomial", {"k": 2, "p": 0.3}),
+        ("generalized_negative_binomial", {"alpha": 0.3})]]
+    pos = (0.5, 2.0)
+    cases += [OpCase(f"_sample_{name}", [u((2,), *a), u((2,), *b)], {"shape": (3,)})
+              for name, a, b in [("uniform", (-1, 0), (1, 2)), ("normal", (-1, 1), pos),
+                                 ("gamma", pos, pos), ("negative_binomial", (1, 4), (0.2, 0.8)),
+                                 ("generalized_negative_binomial", pos, pos)]]
+    cases += [OpCase(f"_sample_{name}", [u((2,), *pos)], {"shape": (3,)})
+              for name in ("exponential", "poisson")]
+    probs = u((2, 5), 0.1, 1)
+    probs /= probs.sum(axis=1, keepdims=True)
+    cases += [OpCase("_sample_multinomial", [probs], {"shape": (3,), "get_prob": True}),
+              OpCase("_shuffle", [u((5, 3))])]
+    w16, g16, w32 = u(s, dtype=np.float16), u(s, dtype=np.float16), u(s)
+    cases += [OpCase(op, [w16, g16, *extra, w32], dict(params, lr=0.1), id=op) for op, extra,
+              params in [("mp_sgd_update", [], {"wd": 0.01}),
+                         ("mp_sgd_mom_update", [u(s)], {"momentum": 0.9, "clip_gradient": 0.5}),
+                         ("mp_nag_mom_update", [u(s)], {"momentum": 0.9, "wd": 0.01})]]
+    cases += [OpCase("mp_lamb_update_phase1", [w16, g16, u(s), u(s, 0.1, 1), w32],
+                     {"t": 2, "wd": 0.01}),
+              OpCase("mp_lamb_update_phase2", [w16, u(s), u((1,), 1, 2), u((1,), 1, 2), w32],
+                     {"lr": 0.1, "lower_bound": 0.1, "upper_bound": 5.0}),
+              OpCase("lamb_update_phase1", [u(s), u(s), u(s), u(s, 0.1, 1)],
+                     {"t": 2, "wd": 0.01, "clip_gradient": 0.5}),
+              OpCase("lamb_update_phase2", [u(s), u(s), u((1,), 1, 2), u((1,), 1, 2)],
+                     {"lr": 0.1}),
+              OpCase("ftml_update", [u(s), u(s), u(s, 0, 1), u(s, 0, 1), u(s)],
+                     {"lr": 0.1, "t": 2, "wd": 0.01, "clip_grad": 0.5}),
+              OpCase("rmspropalex_update", [u(s), u(s), u(s, 0.5, 1), u(s, 0, 0.1), u(s)],
+                     {"lr": 0.01, "wd": 0.01, "clip_weights": 0.5}),
+              OpCase("signum_update", [u(s), u(s), u(s)],
+                     {"lr": 0.1, "momentum": 0.9, "wd_lh": 0.01})]
     return cases
 
 

@@ -78,6 +78,24 @@ def scenario_sums(kv, mx, rounds=3):
         kv.pull(11, out=o)
         out["second_push"] = {"value": o.asnumpy().tolist()}
     kv._barrier()
+    # -- a pull after a push is asked for by the next push: one message per round, and an
+    # early answer nobody pulls (push, barrier, push) is dropped without harm
+    from hybridnet.kvstore.dist.wire import Role
+    shape, dtype = SUM_KEYS[3]
+    conn = kv._member.transport._out[(Role.SERVER, kv._keys[3].slices[0][0])]
+    o = mx.nd.zeros(shape, dtype=dtype)
+    mx.nd.waitall()
+    before = conn.seq
+    for step in range(rounds, rounds + 10):
+        kv.push(3, mx.nd.array(grad(3, kv.rank, step, shape, dtype), dtype=dtype))
+        kv.pull(3, out=o)
+    o.wait_to_read()
+    out["early"] = {"messages": conn.seq - before, "last": digest(o.asnumpy())}
+    kv.push(3, mx.nd.array(grad(3, kv.rank, rounds + 10, shape, dtype), dtype=dtype))
+    kv._barrier()
+    kv.push(3, mx.nd.array(grad(3, kv.rank, rounds + 11, shape, dtype), dtype=dtype))
+    kv.pull(3, out=o)
+    out["early"]["after_unused"] = digest(o.asnumpy())
     # -- 2-bit compression with error feedback (A4)
     kv.set_gradient_compression({"type": "2bit", "threshold": COMPRESSION_T})
     for key, shape in COMPRESSION_KEYS.items():
@@ -93,7 +111,6 @@ def scenario_sums(kv, mx, rounds=3):
         out["compressed"].append(row)
     server = kv._keys[21].slices[0][0]
     counter = kv._member.transport.bytes_sent
-    from hybridnet.kvstore.dist.wire import Role
     mx.nd.waitall()
     before = counter[(Role.SERVER, server)]
     kv.push(21, mx.nd.ones(COMPRESSION_KEYS[21]))

@@ -58,6 +58,19 @@ def test_second_push_in_one_round_is_refused_and_leaves_the_round_intact(sums_jo
     assert sums_job[1]["second_push"]["value"] == [11.0] * 4    # 1 (first push) + 10
 
 
+def test_a_push_asks_for_the_pull_that_follows_it(sums_job):
+    shape, dtype = SUM_KEYS[3]
+
+    def total(step):
+        return digest(grad(3, 0, step, shape, dtype) + grad(3, 1, step, shape, dtype))
+    for result in sums_job:
+        early = result["early"]
+        # round 1's pull is sent; rounds 2..10 ride on their pushes: 1 + 10 + ... messages
+        assert early["messages"] == 10, early
+        assert early["last"] == total(3 + 9)
+        assert early["after_unused"] == total(3 + 11)
+
+
 def _mxnet_2bit(grad_: np.ndarray, residual: np.ndarray, t: float) -> np.ndarray:
     """MXNet's quantize_2bit + dequantize, element by element (the readable reference)."""
     pos, neg = np.float32(t), np.float32(-t)

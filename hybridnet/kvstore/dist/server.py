@@ -13,7 +13,8 @@ serial (as MXNet's executor thread makes them).
   the updater runs on (key, merged, stored), or the merged sum replaces the stored value when
   no optimizer was set;
 - a pull is answered once the round holding the puller's last push is complete, so "push then
-  pull" always sees the update. An accepted push is not answered (a worker's messages are
+  pull" always sees the update. A push may ask for that answer in advance (body ``pull``: the
+  request id of the worker's coming pull), saving the pull request. An accepted push is not answered (a worker's messages are
   handled in the order it sent them, so its next pull or SYNC observes the push); a refused
   one is answered at once with the error.
 
@@ -205,6 +206,11 @@ class KVServer:
         key.contrib[rank] = grad
         key.pushed_digest = None if msg.flags & Flag.COMPRESSED else msg.digest
         key.pushed_round[rank] = key.round
+        early = msg.body.get("pull")
+        if type(early) is int and early > 0:
+            # the worker's pull after this push, asked for in advance: answered as a PULL
+            key.pulls.append(Message(Cmd.PULL, key=msg.key, req=early, src_role=msg.src_role,
+                                     src_rank=rank))
         self._maybe_complete(msg.key, key)
 
     def _pull(self, msg: Message) -> None:

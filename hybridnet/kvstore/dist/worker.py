@@ -76,7 +76,7 @@ def key_id(key) -> int:
 class _KeyInfo:
     """What the worker knows about one key."""
     __slots__ = ("name", "kid", "shape", "dtype", "size", "slices", "var", "error", "pulling",
-                 "residual", "inline")
+                 "residual", "inline", "early_pull", "pull_follows")
 
     def __init__(self, name, shape, dtype, slices):
         self.name, self.kid = name, key_id(name)
@@ -88,6 +88,8 @@ class _KeyInfo:
         self.pulling: set = set()     # Pendings of the pulls in flight
         self.residual = None          # 2-bit compression error feedback (float32, flat)
         self.inline = self.size * self.dtype.itemsize <= _INLINE_BYTES
+        self.early_pull = None        # Pending of the pull asked for with the last push
+        self.pull_follows = False     # a pull came after the last push (so ask with the next)
 
     def wire_shape(self, start: int, stop: int) -> list:
         return list(self.shape) if len(self.slices) == 1 else [stop - start]
@@ -223,6 +225,7 @@ class KVStoreDist(KVStore):
             flags |= Flag.COMPRESSED
             if info.residual is None:
                 info.residual = np.zeros(info.size, np.float32)
+        early = self._ask_early_pull(info)
         trackers = []
         for server, start, stop in info.slices:
             if codec is not None:
@@ -231,10 +234,35 @@ class KVStoreDist(KVStore):
             else:
                 piece = flat[start:stop]
                 body = {"dtype": piece.dtype.name, "shape": info.wire_shape(start, stop)}
+            if early is not None:
+                body["pull"] = early.req
             msg = Message(Cmd.PUSH, flags, info.kid, 0, body, [piece])
             trackers += self._member.send(Role.SERVER, server, msg, track=True)
         for tracker in trackers:
             tracker.wait(self._job.heartbeat_timeout)
+
+    def _ask_early_pull(self, info: _KeyInfo):
+        """The Pending of the pull this push asks for in advance, or None.
+
+        In dist_sync a pull issued after a push (and before the key's next push, which waits
+        for it) returns the value of the round holding that push, whenever it is sent. So when
+        the key's last push was followed by a pull, a small single-server key's push also asks
+        the server to send that value when the round completes: the pull then sends nothing
+        and takes the answer (one message per push+pull instead of two). An early answer
+        nobody pulls is dropped at the next push."""
+        unused, info.early_pull = info.early_pull, None
+        if unused is not None:
+            self._member.requests.cancel(unused)
+            info.pulling.discard(unused)
+        follows, info.pull_follows = info.pull_follows, False
+        if not (follows and self._sync and info.inline and len(info.slices) == 1):
+            return None
+        member = self._member
+        early = member.requests.new(1, f"pull of key {info.name!r} from server "
+                                       f"{info.slices[0][0]}", member.request_timeout)
+        info.pulling.add(early)     # a refusal of the push fails it
+        info.early_pull = early
+        return early
 
     @staticmethod
     def _raise_push_errors(info: _KeyInfo) -> None:
@@ -270,6 +298,12 @@ class KVStoreDist(KVStore):
         member = self._member
 
         def request():
+            info.pull_follows = True
+            early, info.early_pull = info.early_pull, None
+            if early is not None:     # asked for by the push: nothing to send
+                self._fail_pull(info)
+                sent.append([(early, 0, info.size)])
+                return
             pendings = [(member.requests.new(1, f"pull of key {info.name!r} from server "
                                                 f"{server}", member.request_timeout),
                          server, start, stop)

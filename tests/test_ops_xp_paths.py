@@ -18,7 +18,10 @@ array as ``out=``) raises TypeError as cupy does. Numpy's own Python-level imple
 (``np.pad``, ``np.einsum``...) build plain temporaries internally and return them; those
 are trusted: checks are off inside them and their array results come back as DeviceArray, as
 cupy's own functions return cupy arrays. The proxy's creation functions (``xp.empty``,
-``xp.arange``...) return DeviceArray for the same reason.
+``xp.arange``...) return DeviceArray for the same reason, and so do reductions to a scalar
+(numpy gives an ``np.float32`` that would then pass for a host array, cupy a 0-d array).
+Numba refuses DeviceArray as it refuses cupy arrays, so a CPU kernel reached without its
+type check fails.
 
 Not reachable this way (cupy-only APIs): ``cupyx.scatter_add`` (kernels/scatter.py, index.py,
 random.py) and ``cupyx.scipy.special`` (elemwise.py's special functions).
@@ -123,9 +126,10 @@ def _untabled_cases():
     return cases
 
 
-CASES = [(f"{m[len('test_ops_'):]}-{c}", c) for m in _TABLES
-         for c in importlib.import_module(m).CASES]
-CASES += [(f"more-{c}", c) for c in _more_cases()]
+# not named CASES: test_symbol_vs_eager.py collects every test_ops_*.py module's CASES
+TABLE_ROWS = [(f"{m[len('test_ops_'):]}-{c}", c) for m in _TABLES
+              for c in importlib.import_module(m).CASES]
+TABLE_ROWS += [(f"more-{c}", c) for c in _more_cases()]
 
 
 # ---- the stand-in for cupy ------------------------------------------------------------------
@@ -323,7 +327,7 @@ def _cupy_only(err: ModuleNotFoundError):
     pytest.skip(f"this device path calls a cupy-only API ({err.name})")
 
 
-@pytest.mark.parametrize("name, case", CASES, ids=[n for n, _ in CASES])
+@pytest.mark.parametrize("name, case", TABLE_ROWS, ids=[n for n, _ in TABLE_ROWS])
 def test_device_path_matches_cpu_path(name, case):
     cpu, device = _Path(case, False), _Path(case, True)
     try:
@@ -336,3 +340,25 @@ def test_device_path_matches_cpu_path(name, case):
             _compare(name, case, device.backward(req), cpu.backward(req), f"backward({req})")
     except ModuleNotFoundError as err:
         _cupy_only(err)
+
+
+def test_the_stand_in_behaves_like_cupy_where_the_device_paths_rely_on_it(monkeypatch):
+    import numba
+
+    from hybridnet.ops.kernels import im2col
+    dev = DEVICE_XP.ones((2, 3))
+    assert type(dev) is DeviceArray and DEVICE_XP is not np
+    assert type(dev.sum()) is DeviceArray and dev.sum().shape == ()
+    assert type(DEVICE_XP.concatenate([dev, dev])) is DeviceArray
+    with pytest.raises(TypeError, match="host numpy array"):
+        dev + np.ones(3)
+    with pytest.raises(TypeError, match="host numpy array"):
+        DEVICE_XP.concatenate([dev, np.ones((2, 3))])
+    with pytest.raises(TypeError, match="CPU numba kernel"):
+        numba.njit(lambda a: a.sum())(dev)
+    # a device array let through to the numba im2col fails, so the comparison cannot pass
+    # by running the CPU kernels twice
+    monkeypatch.setattr(im2col, "_use_numba", lambda a, b: True)
+    case = next(c for name, c in TABLE_ROWS if name.startswith("conv-Convolution"))
+    with pytest.raises(TypeError, match="CPU numba kernel"):
+        test_device_path_matches_cpu_path("conv", case)

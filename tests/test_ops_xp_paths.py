@@ -21,7 +21,8 @@ cupy's own functions return cupy arrays. The proxy's creation functions (``xp.em
 ``xp.arange``...) return DeviceArray for the same reason, and so do reductions to a scalar
 (numpy gives an ``np.float32`` that would then pass for a host array, cupy a 0-d array).
 Numba refuses DeviceArray as it refuses cupy arrays, so a CPU kernel reached without its
-type check fails.
+type check fails. The device's random generator has cupy.random.Generator's interface (fewer
+methods, stricter parameter types) and draws numpy's numbers, so both paths see the same draws.
 
 Not reachable this way (cupy-only APIs): ``cupyx.scatter_add`` (kernels/scatter.py, index.py,
 random.py) and ``cupyx.scipy.special`` (elemwise.py's special functions).
@@ -235,10 +236,10 @@ class _DeviceModule(types.ModuleType):
 DEVICE_XP = _DeviceModule()
 
 
-# cupy.random.Generator's methods (cupy 13, cupy/random/_generator_api.pyx) and how many of
-# their leading arguments are distribution parameters, which cupy takes only as cupy arrays or
-# Python float/int (numpy scalars and host arrays raise). No normal, permutation, shuffle,
-# choice or negative_binomial.
+# cupy.random.Generator's methods (recent cupy: cupy/random/_generator_api.pyx; older releases
+# lack uniform and more) and how many of their leading arguments are distribution parameters,
+# which cupy takes only as cupy arrays or Python float/int (numpy scalars and host arrays
+# raise). No normal, permutation, shuffle, choice or negative_binomial.
 _CUPY_GENERATOR = {"random": 0, "uniform": 0, "integers": 0, "standard_normal": 0,
                    "standard_exponential": 0, "exponential": 0, "standard_gamma": 1,
                    "gamma": 1, "poisson": 1, "beta": 2, "binomial": 2, "chisquare": 1,
@@ -266,7 +267,8 @@ class _DeviceRandom:
                 if not (isinstance(v, DeviceArray) or type(v) in (float, int)):
                     raise TypeError(f"cupy's Generator.{name} takes a cupy array or a Python "
                                     f"float/int as parameter, got {type(v).__name__}")
-            return _to_device(method(*args, **kwargs))
+            host = {k: _to_host(v) for k, v in kwargs.items()}
+            return _to_device(method(*_to_host(args), **host))
         return draw
 
 
@@ -350,11 +352,11 @@ class _Path:
 
 def _compare(name, case, got, want, what):
     assert got.keys() == want.keys(), what
-    tol = dict(rtol=1e-5, atol=1e-6) if case.dtype == np.float64 else dict(rtol=1e-4, atol=1e-5)
+    tol = (1e-5, 1e-6) if case.dtype == np.float64 else (1e-4, 1e-5)
     for key, w in want.items():
         g = got[key]
         assert (g.shape, g.dtype) == (w.shape, w.dtype), f"{name}: {what} {key}"
-        np.testing.assert_allclose(g, w, err_msg=f"{name}: {what} {key}", **tol)
+        np.testing.assert_allclose(g, w, *tol, err_msg=f"{name}: {what} {key}")
 
 
 def _cupy_only(err: ModuleNotFoundError):

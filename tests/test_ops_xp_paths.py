@@ -178,12 +178,26 @@ def _arrays_in(args, kwargs):
     return found
 
 
+def _check_no_partial_overlap(what, inputs, out):
+    """numpy buffers an elementwise call whose output overlaps an input in another layout
+    (``x[1:] += x[:-1]``); cupy does not, and its result is then undefined."""
+    for o in out:
+        for a in inputs:
+            if isinstance(a, np.ndarray) and a is not o and np.shares_memory(a, o) and \
+                    (a.__array_interface__["data"][0], a.strides, a.shape) != \
+                    (o.__array_interface__["data"][0], o.strides, o.shape):
+                raise ValueError(f"{what}: output overlaps an input in another layout (cupy "
+                                 f"gives undefined results)")
+
+
 class DeviceArray(np.ndarray):
     """A numpy array that takes the device (cupy) code paths: see the module docstring."""
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         out = kwargs.get("out", ())
         _check_not_mixed(f"{ufunc.__name__}.{method}", list(inputs) + list(out))
+        if method == "__call__" and not _trusted():
+            _check_no_partial_overlap(ufunc.__name__, inputs, out)
         if out:
             kwargs["out"] = _to_host(tuple(out))
         result = getattr(ufunc, method)(*_to_host(inputs), **kwargs)
@@ -392,6 +406,8 @@ def test_the_stand_in_behaves_like_cupy_where_the_device_paths_rely_on_it(monkey
         dev + np.ones(3)
     with pytest.raises(TypeError, match="host numpy array"):
         DEVICE_XP.concatenate([dev, np.ones((2, 3))])
+    with pytest.raises(ValueError, match="overlaps an input"):
+        dev[:, 1:] += dev[:, :-1]
     with pytest.raises(TypeError, match="CPU numba kernel"):
         numba.njit(lambda a: a.sum())(dev)
     rng = _DeviceRandom(np.random.default_rng(0))

@@ -27,6 +27,7 @@ methods, stricter parameter types) and draws numpy's numbers, so both paths see 
 Not reachable this way (cupy-only APIs): ``cupyx.scatter_add`` (kernels/scatter.py, index.py,
 random.py) and ``cupyx.scipy.special`` (elemwise.py's special functions).
 """
+import dataclasses
 import importlib
 import threading
 import types
@@ -393,6 +394,33 @@ def test_device_path_matches_cpu_path(name, case):
             return
         for req in ("write", "add"):
             _compare(name, case, device.backward(req), cpu.backward(req), f"backward({req})")
+    except ModuleNotFoundError as err:
+        _cupy_only(err)
+
+
+# float16 is what GPUs train in; numba has no float16, so on the CPU these rows only ever run
+# in float32. Every float32 row drawn from shapes, in float16 on the device path, against the
+# float32 CPU path: loose tolerances (float16 rounding), but no overflow, NaN or crash.
+HALF_ROWS = [(n, dataclasses.replace(c, dtype=np.float16)) for n, c in TABLE_ROWS
+             if c.dtype == np.float32 and all(isinstance(x, tuple) for x in c.inputs)]
+
+
+@pytest.mark.parametrize("name, case", HALF_ROWS, ids=[n for n, _ in HALF_ROWS])
+def test_device_path_in_float16_matches_cpu_path_in_float32(name, case):
+    cpu = _Path(dataclasses.replace(case, dtype=np.float32), False)
+    device = _Path(case, True)
+    try:
+        for is_train in (False, True):
+            want, got = cpu.forward(is_train), device.forward(is_train)
+            for key in want:
+                np.testing.assert_allclose(got[key].astype(np.float32), want[key], 2e-2, 2e-2,
+                                           err_msg=f"{name}: forward({is_train}) {key}")
+        if cpu.op.backward is None or cpu.op.backward is ZERO_GRAD:
+            return
+        want, got = cpu.backward("write"), device.backward("write")
+        for key in want:
+            np.testing.assert_allclose(got[key].astype(np.float32), want[key], 5e-2, 5e-2,
+                                       equal_nan=False, err_msg=f"{name}: backward {key}")
     except ModuleNotFoundError as err:
         _cupy_only(err)
 

@@ -14,6 +14,7 @@ import ast
 import numpy as np
 
 from ..base import ShapeError, shape_str
+from .kernels.scatter import add_at
 from .params import Param
 from .registry import ZERO_GRAD, OpDef, assign, register
 from .shape import first_type_infer, known, normalize_axis
@@ -310,22 +311,13 @@ def _as_index(xp, idx, n, mode, op):
     return xp.clip(pos, 0, n - 1)
 
 
-def _add_at(xp, dst, index, values):
-    """dst[index] += values, adding up repeated positions."""
-    if xp is np:
-        np.add.at(dst, index, values)
-    else:
-        import cupyx  # noqa: PLC0415
-        cupyx.scatter_add(dst, index, values)
-
-
 def _scatter_grad(xp, dx, req, index, g):
     """The gradient of a gather ``x[index]``: ``g`` added back at ``index``."""
     if dx is None:
         return
     if req != "add":
         dx.fill(0)
-    _add_at(xp, dx, index, g)
+    add_at(xp, dx, index, g)
 
 
 def _take_axis(p, shape):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..base import DTypeError, ParamError, ShapeError, shape_str
+from .kernels.scatter import add_at
 from .params import Param
 from .registry import ZERO_GRAD, OpDef, assign, register, same_shape_infer
 
@@ -357,15 +358,6 @@ def _multinomial_forward(ctx, p, inputs, aux, outputs, is_train):
         outputs[1][...] = xp.log(chosen).reshape(outputs[1].shape)
 
 
-def _scatter_add(xp, dst, index, values):
-    """dst[index] += values, with repeated indices adding up (numpy's add.at; cupyx on GPUs)."""
-    if xp is np:
-        np.add.at(dst, index, values)
-    else:
-        import cupyx  # noqa: PLC0415  (GPU only)
-        cupyx.scatter_add(dst, index, values)
-
-
 def _multinomial_backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req):
     """d log p[idx] / d p = 1 / p[idx] at the drawn index (only the log-prob output has one)."""
     xp, data = ctx.xp, inputs[0]
@@ -378,7 +370,7 @@ def _multinomial_backward(ctx, p, out_grads, inputs, outputs, aux, in_grads, req
         contrib = og / xp.take_along_axis(probs, idx, axis=1)
         flat = grad.reshape(-1, k)
         rows = xp.broadcast_to(xp.arange(probs.shape[0])[:, None], idx.shape)
-        _scatter_add(xp, flat, (rows, idx), contrib.astype(grad.dtype))
+        add_at(xp, flat, (rows, idx), contrib.astype(grad.dtype))
     assign(in_grads[0], req[0], grad)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["scatter_add_rows", "scatter_add_rows_reference"]
+__all__ = ["add_at", "scatter_add_rows"]
 
 
 @numba.njit(nogil=True, cache=True)
@@ -20,13 +20,14 @@ def _scatter_add_rows(idx, rows, out):
             out[r, j] += rows[i, j]
 
 
-def scatter_add_rows_reference(xp, out, idx, rows) -> None:
-    """The readable version: ``np.add.at`` (or cupyx's scatter_add on GPU)."""
+def add_at(xp, dst, index, values) -> None:
+    """``dst[index] += values`` with repeated positions adding up: ``np.add.at``, or
+    cupyx's scatter_add on GPU (the one place the operators need it)."""
     if xp is np:
-        np.add.at(out, idx, rows)
+        np.add.at(dst, index, values)
     else:
         import cupyx  # noqa: PLC0415
-        cupyx.scatter_add(out, idx, rows)
+        cupyx.scatter_add(dst, index, values)
 
 
 def scatter_add_rows(xp, out, idx, rows) -> None:
@@ -35,7 +36,7 @@ def scatter_add_rows(xp, out, idx, rows) -> None:
     ``out`` is (V, D), ``idx`` integer (M,), ``rows`` (M, D); indices must be in range.
     """
     if xp is not np or not out.flags.c_contiguous or out.dtype not in (np.float32, np.float64):
-        scatter_add_rows_reference(xp, out, idx, rows)
+        add_at(xp, out, idx, rows)
         return
     _scatter_add_rows(np.ascontiguousarray(idx, dtype=np.int64),
                       np.ascontiguousarray(rows, dtype=out.dtype), out)

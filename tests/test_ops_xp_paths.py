@@ -24,8 +24,10 @@ Numba refuses DeviceArray as it refuses cupy arrays, so a CPU kernel reached wit
 type check fails. The device's random generator has cupy.random.Generator's interface (fewer
 methods, stricter parameter types) and draws numpy's numbers, so both paths see the same draws.
 
-Not reachable this way (cupy-only APIs): ``cupyx.scatter_add`` (kernels/scatter.py, index.py,
-random.py) and ``cupyx.scipy.special`` (elemwise.py's special functions).
+Not reachable this way (cupy-only APIs; those rows skip from the call on): ``cupyx.scatter_add``
+(kernels/scatter.py ``add_at``: the backward of Embedding, take, batch_take, gather_nd and
+_sample_multinomial; their forwards are compared) and ``cupyx.scipy.special``
+(elemwise.py's erf, erfinv, gamma, gammaln, digamma and LeakyReLU's gelu).
 """
 import dataclasses
 import importlib

@@ -11,7 +11,9 @@ writes its output array; compute that does not touch them overlaps the communica
 at once from the calling thread (a thread hand-off costs more than the send). A pull is two
 pieces of engine work: sending the request (ordered after the key's push), then -- completed
 from the receive thread when the replies arrive (``push_async``) -- writing the value to the
-outputs.
+outputs. No engine thread ever waits for the network. In dist_sync, once a small key's push has
+been followed by a pull, its next push asks the server for that pull's answer in advance
+(``_ask_early_pull``), and the pull sends nothing: one message per push+pull.
 
 Servers do not acknowledge accepted pushes: a worker's messages reach a server in order and are
 handled in order, so the key's next pull (answered after the push is applied) and ``_barrier``

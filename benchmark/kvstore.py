@@ -12,7 +12,7 @@
 3. 1,000 keys x 100 rounds with 4 workers and 2 servers (tests/dist_scenarios.py 'keys'):
    every pulled value equals the exact sum of the pushes, and the servers count every push.
 
-    python benchmark/kvstore.py [--quick] [--rounds N]
+    python benchmark/kvstore.py [--quick] [--rounds N] [--repeat N] [--sizes B,B] [--auth M,M]
 
 The bandwidth worker runs this same file under the launcher (``--part bandwidth``).
 """
@@ -166,6 +166,8 @@ def main() -> None:
     p.add_argument("--key-rounds", type=int, default=100)
     p.add_argument("--sizes", default=",".join(map(str, SIZES)))
     p.add_argument("--auth", default="header,full,curve", help="auth modes to measure")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="bandwidth jobs per auth mode (alternating modes); medians reported")
     args = p.parse_args()
     if args.echo:
         echo_server(args.echo)
@@ -178,22 +180,38 @@ def main() -> None:
     num_keys, key_rounds = (100, 10) if args.quick else (args.keys, args.key_rounds)
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     print("\n1. push+pull vs raw pyzmq echo (1 worker, 1 server, loopback; median of "
-          f"{rounds} rounds; x = raw time / kv time)")
+          f"{rounds} rounds, then of {args.repeat} job(s) per mode; x = raw time / kv time)")
     print(f"{'auth':>7} {'size':>9} {'raw ms':>9} {'kv ms':>9} {'raw GB/s':>9} {'kv GB/s':>9} "
           f"{'ratio':>6} {'kv cpu ms':>10}")
-    for auth in args.auth.split(","):
-        (res,) = launch(1, 1, [__file__, "--part", "bandwidth", "--rounds", str(rounds),
-                               "--sizes", args.sizes], {"HYBRIDNET_KVSTORE_AUTH": auth})
-        for size, r in res["sizes"].items():
+    modes = args.auth.split(",")
+    runs = {auth: [] for auth in modes}
+    for _ in range(args.repeat):            # the modes alternate run by run
+        for auth in modes:
+            (res,) = launch(1, 1, [__file__, "--part", "bandwidth", "--rounds", str(rounds),
+                                   "--sizes", args.sizes], {"HYBRIDNET_KVSTORE_AUTH": auth})
+            runs[auth].append(res)
+    kv_times = {}
+    for auth in modes:
+        for size in runs[auth][0]["sizes"]:
+            rs = [res["sizes"][size] for res in runs[auth]]
+            raw, kvt, cpu = (float(np.median([r[who][what] for r in rs])) for who, what in
+                             (("raw", "time"), ("kv", "time"), ("kv", "cpu")))
+            ratio = float(np.median([r["raw"]["time"] / r["kv"]["time"] for r in rs]))
+            kv_times[(auth, int(size))] = kvt
             size = int(size)
-            raw, kvt = r["raw"]["time"], r["kv"]["time"]
             label = f"{size >> 20} MiB" if size >= 1 << 20 else f"{size >> 10} KiB"
             print(f"{auth:>7} {label:>9} {raw * 1e3:9.3f} {kvt * 1e3:9.3f} "
-                  f"{2 * size / raw / 1e9:9.2f} {2 * size / kvt / 1e9:9.2f} {raw / kvt:6.2f} "
-                  f"{r['kv']['cpu'] * 1e3:10.2f}")
-        lat = res["latency_1k"]
-        print(f"{auth:>7} 1 KB key push+pull latency: {lat['single'] * 1e6:.0f} us one at a time, "
-              f"{lat['batched'] * 1e6:.0f} us per key with 100 keys in flight")
+                  f"{2 * size / raw / 1e9:9.2f} {2 * size / kvt / 1e9:9.2f} {ratio:6.2f} "
+                  f"{cpu * 1e3:10.2f}")
+        single, batched = (float(np.median([res["latency_1k"][k] for res in runs[auth]]))
+                           for k in ("single", "batched"))
+        print(f"{auth:>7} 1 KB key push+pull latency: {single * 1e6:.0f} us one at a time, "
+              f"{batched * 1e6:.0f} us per key with 100 keys in flight")
+    if "header" in modes and "full" in modes:
+        print("   full auth / header auth throughput (B10: >= 0.70 at 16 MiB): " + ", ".join(
+            f"{size >> 20 if size >= 1 << 20 else size >> 10} {'MiB' if size >= 1 << 20 else 'KiB'}"
+            f" {kv_times[('header', size)] / kv_times[('full', size)]:.2f}"
+            for (auth, size) in kv_times if auth == "full"))
     print(f"\n3. {num_keys} keys x {key_rounds} rounds, 4 workers, 2 servers")
     # the scenario of tests/test_dist_kvstore.py, with more rounds
     res = launch(4, 2, [os.path.join(ROOT, "tests", "dist_scenarios.py"), "keys",

@@ -62,6 +62,7 @@ __all__ = ["KVStoreDist"]
 log = logging.getLogger("hybridnet.kvstore.dist")
 
 _INLINE_BYTES = 1 << 16     # pushes up to this size are sent from the caller's thread if ready
+_HOST = cpu(0)              # the context of communication work
 
 _TYPES = ("dist", "dist_sync", "dist_async", "dist_device_sync", "dist_sync_device",
           "dist_async_device")
@@ -77,12 +78,13 @@ def key_id(key) -> int:
 
 class _KeyInfo:
     """What the worker knows about one key."""
-    __slots__ = ("name", "kid", "shape", "dtype", "size", "slices", "var", "error", "pulling",
-                 "residual", "inline", "early_pull", "pull_follows")
+    __slots__ = ("name", "kid", "shape", "dtype", "dtype_name", "size", "slices", "var", "error",
+                 "pulling", "residual", "inline", "early_pull", "pull_follows")
 
     def __init__(self, name, shape, dtype, slices):
         self.name, self.kid = name, key_id(name)
         self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+        self.dtype_name = self.dtype.name     # (a numpy property costing microseconds)
         self.size = int(np.prod(self.shape))
         self.slices = slices          # [(server rank, start, stop)] of the flattened array
         self.var = Var(f"kv:{name}")  # orders this worker's pushes and pulls of the key
@@ -192,7 +194,7 @@ class KVStoreDist(KVStore):
             merged = _sum(vals)
             self._check_value(info, merged, "push")
             get_engine().push(lambda info=info, merged=merged: self._push_now(info, merged),
-                              [merged._var], [info.var], cpu(0), COPY, priority,
+                              [merged._var], [info.var], _HOST, COPY, priority,
                               f"kv.push({name!r})", inline=info.inline and not merged.context.is_gpu)
 
     def pull(self, key, out=None, priority: int = 0, ignore_sparse: bool = True) -> None:
@@ -350,8 +352,8 @@ class KVStoreDist(KVStore):
         # asynchronous: the replies complete it from the receive thread, so no engine thread
         # ever waits for the network (a thread blocked in a receive could hold up a push that
         # other workers, and so the servers' answer, wait for).
-        engine.push(request, [], [info.var], cpu(0), COPY, priority, what, inline=True)
-        engine.push_async(receive, [info.var], [o._var for o in outs], cpu(0), COPY, priority,
+        engine.push(request, [], [info.var], _HOST, COPY, priority, what, inline=True)
+        engine.push_async(receive, [info.var], [o._var for o in outs], _HOST, COPY, priority,
                           what, inline=True)
 
     def _store_pulled(self, info: _KeyInfo, pendings: list, outs: list) -> None:
@@ -363,7 +365,7 @@ class KVStoreDist(KVStore):
             raise error
         # a refused push is answered before the pull, which is then answered at once
         self._raise_push_errors(info)
-        meta = {"dtype": info.dtype.name}
+        meta = {"dtype": info.dtype_name}
         if len(pendings) == 1:           # one server holds the key: no gathering copy
             meta["shape"] = list(info.shape)
             value = frame_array(pendings[0][0].replies[0], 0, meta)

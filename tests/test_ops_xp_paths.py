@@ -339,7 +339,8 @@ class _Path:
     def forward(self, is_train: bool) -> dict:
         """Visible outputs, aux states and inputs (hidden outputs are each path's own business)."""
         self.state = [self.put(a) for a in self.aux]
-        self.outputs = [self.put(np.full(s, 7, t)) for s, t in self.outs]
+        # the two paths' buffers start different: an element either leaves unwritten shows
+        self.outputs = [self.put(np.full(s, -3 if self.device else 7, t)) for s, t in self.outs]
         self.op.forward(self.ctx, self.p, self.inputs, self.state, self.outputs, is_train)
         canonical = _SAME_UP_TO.get(self.op.name, lambda a: a)
         results = {f"output {i}": canonical(self.got(o, f"output {i}"))

@@ -295,7 +295,8 @@ class Codec:
         data while the sender hashes it. The receiver joins the two (``Transport.recv``) and
         checks them as one message."""
         flags = msg.flags & _NOT_MAC_FLAGS
-        size = sum(_frame_len(f) for f in msg.frames)
+        sizes = [_frame_len(f) for f in msg.frames]
+        size = sum(sizes)
         if self.mode == "full":
             flags |= Flag.MAC_PAYLOAD
             if size >= NH_MIN:
@@ -312,7 +313,7 @@ class Codec:
         parts = [_FIXED.pack(MAGIC, VERSION, msg.cmd, flags, len(msg.frames), self.job,
                              msg.src_role, msg.dst_role, msg.src_rank, msg.dst_rank,
                              msg.nonce, msg.seq, msg.req, msg.key, len(body))]
-        parts.extend(_LEN.pack(_frame_len(f)) for f in msg.frames)
+        parts.append(struct.pack(f"<{len(sizes)}Q", *sizes))
         parts.append(body)
         header = b"".join(parts)
         if flags & Flag.MAC_TRAILER:
@@ -343,7 +344,8 @@ class Codec:
         if not parts:
             raise WireError("frame_count", "an empty message")
         head = parts[0]
-        head = head.bytes if hasattr(head, "bytes") else bytes(head)
+        if type(head) is not bytes:
+            head = head.bytes if hasattr(head, "bytes") else bytes(head)
         if len(head) < _FIXED.size:
             raise WireError("short_header", f"header of {len(head)} bytes < {_FIXED.size}")
         (magic, version, cmd, flags, nframes, job, src_role, dst_role, src_rank, dst_rank,
@@ -405,8 +407,8 @@ class Codec:
         if body_len:
             raw = head[expected - body_len:expected]
             try:
-                body = json.loads(raw)
-            except (ValueError, RecursionError) as err:
+                body = json.loads(raw.decode())    # (str: no encoding detection)
+            except (ValueError, RecursionError) as err:   # UnicodeDecodeError included
                 raise WireError("bad_body", f"body is not JSON ({type(err).__name__})") from None
             if not isinstance(body, dict):
                 raise WireError("bad_body", f"body is a JSON {type(body).__name__}, not an object")

@@ -204,10 +204,14 @@ def test_mpi_launcher_runs_a_job_with_ranks_from_mpi(tmp_path):
     env = clean_env()
     if os.geteuid() == 0:          # Open MPI refuses root unless told twice
         env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    # mpirun starts five interpreters at once: on a busy 2-core box their imports alone can
+    # outlast FAST's rendezvous and heartbeat limits, which this test is not about
+    patient = dict(FAST, HYBRIDNET_KVSTORE_RENDEZVOUS_TIMEOUT="60",
+                   HYBRIDNET_KVSTORE_HEARTBEAT_TIMEOUT="15")
     proc = subprocess.run(
         [sys.executable, "-m", "hybridnet.launch", "-n", "2", "-s", "2", "--launcher", "mpi",
          "--scheduler-host", "127.0.0.1",
-         *[x for k, v in FAST.items() for x in ("--env", f"{k}={v}")],
+         *[x for k, v in patient.items() for x in ("--env", f"{k}={v}")],
          sys.executable, str(SCENARIOS), "keys", json.dumps({"keys": 20, "rounds": 2})],
         env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -28,3 +28,13 @@ def _seed_and_drain():
         mx.nd.waitall()
     except Exception:  # a test that left an error behind on purpose already checked it
         pass
+
+
+@pytest.fixture(params=["threaded", "naive"])
+def engine(request):
+    """A private engine of each kind (the engine tests run against both)."""
+    from hybridnet.engine import NaiveEngine, ThreadedEngine
+    eng = ThreadedEngine(cpu_threads=2, io_threads=2) if request.param == "threaded" \
+        else NaiveEngine()
+    yield eng
+    eng.shutdown()

@@ -56,6 +56,16 @@ class OpCase:
                 out.append(np.asarray(x))
         return out
 
+    def parsed(self, arrays):
+        """(the registry operator, its parsed params) for a call on ``arrays`` -- a variadic
+        operator's input count filled in when the case leaves it out."""
+        from hybridnet.ops import get_op
+        op = get_op(self.op)
+        params = dict(self.params)
+        if op.variadic is not None and op.variadic not in params:
+            params[op.variadic] = len(arrays)
+        return op, op.parse_params(params)
+
     def __str__(self):
         return self.id or f"{self.op}{self.params}"
 
@@ -102,13 +112,8 @@ def check_gradient(case: OpCase):
 
 
 def check_infer_shape(case: OpCase):
-    from hybridnet.ops import get_op
     arrays = case.arrays()
-    op = get_op(case.op)
-    params = dict(case.params)
-    if op.variadic is not None and op.variadic not in params:
-        params[op.variadic] = len(arrays)
-    p = op.parse_params(params)
+    op, p = case.parsed(arrays)
     n_aux = len(op.aux_names(p))
     args = arrays[:len(arrays) - n_aux] if n_aux else arrays
     _, out_shapes, _ = op.infer_shape(p, [a.shape for a in args])

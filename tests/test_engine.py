@@ -11,14 +11,6 @@ from hybridnet.engine import NaiveEngine, ThreadedEngine, Var
 from hybridnet.engine.engine import set_engine
 
 
-@pytest.fixture(params=["threaded", "naive"])
-def engine(request):
-    eng = ThreadedEngine(cpu_threads=2, io_threads=2) if request.param == "threaded" \
-        else NaiveEngine()
-    yield eng
-    eng.shutdown()
-
-
 def test_read_after_write_sees_the_write(engine):
     v, log = Var(), []
     engine.push(lambda: (time.sleep(0.05), log.append("w")), [], [v])
@@ -352,7 +344,7 @@ def test_storage_pool_waits_for_queued_work_instead_of_growing():
     worker.join()
     assert not done and got[0].__array_interface__["data"][0] != ptr
     assert storage.pooled_bytes() == pooled + got[0].nbytes
-    del got
+    got.clear()
     mx.nd.waitall()
     storage.release_free()
 

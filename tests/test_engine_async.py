@@ -7,15 +7,7 @@ import pytest
 
 import hybridnet as mx
 from hybridnet.base import EngineError
-from hybridnet.engine import COPY, NaiveEngine, ThreadedEngine, Var
-
-
-@pytest.fixture(params=["threaded", "naive"])
-def engine(request):
-    eng = ThreadedEngine(cpu_threads=2, io_threads=2) if request.param == "threaded" \
-        else NaiveEngine()
-    yield eng
-    eng.shutdown()
+from hybridnet.engine import COPY, ThreadedEngine, Var
 
 
 def later(seconds, fn):

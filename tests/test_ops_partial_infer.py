@@ -18,12 +18,8 @@ _CASES = [(f"{m[len('test_ops_'):]}-{c}", c) for m in _MODULES
 
 
 def _setup(case):
-    op = get_op(case.op)
     arrays = case.arrays()
-    params = dict(case.params)
-    if op.variadic is not None and op.variadic not in params:
-        params[op.variadic] = len(arrays)
-    return op, op.parse_params(params), [a.shape for a in arrays]
+    return (*case.parsed(arrays), [a.shape for a in arrays])
 
 
 def _agrees(partial, full):

@@ -38,7 +38,6 @@ import numpy as np
 import pytest
 from numba.core.typing.typeof import typeof_impl
 
-from hybridnet.ops import get_op
 from hybridnet.ops.registry import ZERO_GRAD, OpContext
 
 _TABLES = ("test_ops_conv", "test_ops_pooling", "test_ops_fc", "test_ops_softmax",
@@ -302,12 +301,8 @@ _SAME_UP_TO = {"_shuffle": _rows_sorted}
 
 
 def _setup(case):
-    op = get_op(case.op)
     arrays = case.arrays()
-    params = dict(case.params)
-    if op.variadic is not None and op.variadic not in params:
-        params[op.variadic] = len(arrays)
-    p = op.parse_params(params)
+    op, p = case.parsed(arrays)
     n_aux = len(op.aux_names(p))
     args, aux = arrays[:len(arrays) - n_aux], arrays[len(arrays) - n_aux:]
     _, out_shapes, _ = op.infer_shape(p, [a.shape for a in args])

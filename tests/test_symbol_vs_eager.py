@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 import hybridnet as mx
-from hybridnet.ops import get_op
 from hybridnet.test_utils import assert_almost_equal
 from op_harness import call
 
@@ -42,11 +41,7 @@ def _sym_function(name):
 
 def _layout(case, arrays):
     """(op, params, names of the case's inputs, how many of them are auxiliary states)."""
-    op = get_op(case.op)
-    params = dict(case.params)
-    if op.variadic is not None and op.variadic not in params:
-        params[op.variadic] = len(arrays)
-    p = op.parse_params(params)
+    op, p = case.parsed(arrays)
     return op, p, len(op.aux_names(p))
 
 

@@ -51,6 +51,20 @@ def _dependencies(reads, writes):
     return reads, writes
 
 
+def _failure_of(exc: BaseException, name: str | None, when: str = "") -> Failure:
+    """``exc``, raised by engine work ``name``, as a Failure; its note names the work."""
+    if name and hasattr(exc, "add_note"):
+        exc.add_note(f"(raised by engine work '{name}'{when})")
+    return Failure(exc, name)
+
+
+def _fail_writes(task: Task, failure: Failure) -> None:
+    """Mark the vars ``task`` writes failed (each keeps the first failure it got)."""
+    for v in task.writes:
+        if v.failure is None:
+            v.failure = failure
+
+
 def _inherited_failure(task: Task):
     """The failure of a var ``task`` reads or writes (it is skipped and inherits it), or None."""
     for v in task.reads:
@@ -110,9 +124,7 @@ class Engine:
                     try:
                         fn()
                     except Exception as exc:  # stored and raised at the next wait
-                        if name and hasattr(exc, "add_note"):
-                            exc.add_note(f"(raised by engine work '{name}')")
-                        failure = Failure(exc, name)
+                        failure = _failure_of(exc, name)
                         self._unobserved.append(failure)
                         out.failure = failure
                     out.readers = []
@@ -204,25 +216,24 @@ class Engine:
             if not called:
                 on_complete(exc)
                 return
-            if task.name and hasattr(exc, "add_note"):
-                exc.add_note(f"(raised by engine work '{task.name}' after it completed)")
-            with self._lock:        # the task is done: the next wait_all raises it
-                self._unobserved.append(Failure(exc, task.name))
+            # the task is done: the next wait_all raises it
+            self._store_failure(exc, task.name, " after it completed")
 
     def _finish_async(self, task: "_AsyncTask", exc: BaseException | None,
                       failure: Failure | None = None) -> None:
         if exc is not None:
-            if task.name and hasattr(exc, "add_note"):
-                exc.add_note(f"(raised by engine work '{task.name}')")
-            failure = Failure(exc, task.name)
-            with self._lock:
-                self._unobserved.append(failure)
+            failure = self._store_failure(exc, task.name)
         if failure is not None:
-            for v in task.writes:
-                if v.failure is None:
-                    v.failure = failure
+            _fail_writes(task, failure)
         for d in self._complete(task):
             self._dispatch(d)
+
+    def _store_failure(self, exc: BaseException, name: str | None, when: str = "") -> Failure:
+        """Keep ``exc``, raised by engine work ``name``, for the next wait; its Failure."""
+        failure = _failure_of(exc, name, when)
+        with self._lock:
+            self._unobserved.append(failure)
+        return failure
 
     def _try_inline(self, fn, reads, writes, name) -> bool:
         """Run ``fn`` now, under the engine lock, if nothing it depends on is pending.
@@ -252,9 +263,7 @@ class Engine:
                 try:
                     fn()
                 except Exception as exc:  # stored and raised at the next wait
-                    if name and hasattr(exc, "add_note"):
-                        exc.add_note(f"(raised by engine work '{name}')")
-                    failure = Failure(exc, name)
+                    failure = _failure_of(exc, name)
                     self._unobserved.append(failure)
                 if profiler is not None:
                     profiler(_InlineRecord(name), start, time.perf_counter())
@@ -295,17 +304,11 @@ class Engine:
             try:
                 task.fn()
             except Exception as exc:  # stored and raised at the next wait, never in this thread
-                if task.name and hasattr(exc, "add_note"):
-                    exc.add_note(f"(raised by engine work '{task.name}')")
-                failure = Failure(exc, task.name)
-                with self._lock:
-                    self._unobserved.append(failure)
+                failure = self._store_failure(exc, task.name)
             if profiler is not None:
                 profiler(task, start, time.perf_counter())
         if failure is not None:
-            for v in task.writes:
-                if v.failure is None:
-                    v.failure = failure
+            _fail_writes(task, failure)
 
     def _complete(self, task: Task) -> list:
         """Mark ``task`` done; return the dependents that became ready."""

@@ -2,10 +2,10 @@
 import ast
 import hashlib
 import hmac
-import os
 import random
 import struct
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -187,8 +187,10 @@ def test_no_pickle_in_the_distributed_code():
                 "exec" not in names, f"{path.name}:{node.lineno} uses {names}"
 
 
-def test_transport_delivers_and_drops_bad_frames_without_dying():
-    c = codec()
+@contextmanager
+def _server_client_and_raw(c):
+    """A server transport, a worker transport connected to it as "s", and a raw DEALER socket
+    connected to the server too (a peer that sends whatever bytes it likes)."""
     server = Transport(c, Role.SERVER, 0, new_nonce(), send_timeout=2.0)
     port = server.bind("127.0.0.1")
     client = Transport(c, Role.WORKER, 0, new_nonce(), send_timeout=2.0)
@@ -198,6 +200,16 @@ def test_transport_delivers_and_drops_bad_frames_without_dying():
     raw.setsockopt(zmq.LINGER, 0)
     raw.connect(f"tcp://127.0.0.1:{port}")
     try:
+        yield server, client, raw
+    finally:
+        raw.close()
+        client.close(0)
+        server.close(0)
+
+
+def test_transport_delivers_and_drops_bad_frames_without_dying():
+    c = codec()
+    with _server_client_and_raw(c) as (server, client, raw):
         raw.send_multipart([b"\x00" * 5])
         raw.send_multipart([b"HNKV", b"x", b"y"])
         arr = np.arange(70000, dtype=np.float32)
@@ -210,10 +222,6 @@ def test_transport_delivers_and_drops_bad_frames_without_dying():
         np.testing.assert_array_equal(frame_array(msg), arr)
         assert sum(server.drops.counts.values()) == 2
         assert server.bytes_recv[(Role.WORKER, 0)] == client.bytes_sent[(Role.SERVER, 0)] > arr.nbytes
-    finally:
-        raw.close()
-        client.close(0)
-        server.close(0)
 
 
 # ---- fuzzing a live server while a real client trains against it (D20) --------------------
@@ -430,16 +438,8 @@ def test_a_given_digest_is_used_instead_of_hashing_and_decode_returns_it():
 def test_transport_joins_a_message_with_its_trailing_mac_and_drops_one_without():
     from hybridnet.kvstore.dist import wire
     c = codec()
-    server = Transport(c, Role.SERVER, 0, new_nonce(), send_timeout=2.0)
-    port = server.bind("127.0.0.1")
-    client = Transport(c, Role.WORKER, 0, new_nonce(), send_timeout=2.0)
-    client.connect("s", Role.SERVER, 0, "127.0.0.1", port)
-    server.peers.open_roles = {Role.WORKER}
-    raw = zmq.Context.instance().socket(zmq.DEALER)
-    raw.setsockopt(zmq.LINGER, 0)
-    raw.connect(f"tcp://127.0.0.1:{port}")
     arr = np.random.RandomState(3).rand(wire.TRAILER_MIN // 4).astype(np.float32)
-    try:
+    with _server_client_and_raw(c) as (server, client, raw):
         # a raw peer sends a message announcing a trailing MAC, then something else
         parts, trailer = c.encode_streamed(Message(
             Cmd.PUSH, key=1, body=array_meta(arr), frames=[arr], src_role=Role.WORKER,
@@ -454,7 +454,3 @@ def test_transport_joins_a_message_with_its_trailing_mac_and_drops_one_without()
         np.testing.assert_array_equal(frame_array(msg), arr)
         assert server.drops.counts["no_trailer"] == 1    # then "not a mac" is no message
         assert client.bytes_sent[(Role.SERVER, 0)] == server.bytes_recv[(Role.WORKER, 0)]
-    finally:
-        raw.close()
-        client.close(0)
-        server.close(0)

@@ -276,13 +276,17 @@ def _empty(xp, shape, dtype):
     return xp.empty(shape, dtype)
 
 
-def _run_backward(heads, head_grads, retain_graph, train_mode, create_graph=False):
+def _run_backward(heads, head_grads, retain_graph, train_mode, create_graph=False,
+                  into_grads=False):
     """Propagate gradients from ``heads``.
 
     Returns ({key: gradient NDArray}, {key: variable}) where the variables are every marked
     array the graph reaches -- a variable reached only through zero-gradient operators
     (BlockGrad, samplers) has no entry in the gradients and receives zeros, as in MXNet.
     With ``create_graph`` the gradients are themselves recorded (see ``_recorded_gradients``).
+    With ``into_grads`` a variable with grad_req 'write' that gets its gradient from exactly one
+    operator input gets it computed straight into its ``.grad`` (which is then the returned
+    gradient): no temporary and no copy -- for a 32 MB weight that copy cost ~4 ms a step.
     """
     from .engine import get_engine
     from .ndarray.creation import zeros
@@ -304,6 +308,8 @@ def _run_backward(heads, head_grads, retain_graph, train_mode, create_graph=Fals
         for x in node.inputs:
             if type(x._ag) is GradInfo and x._ag.grad_req != "null":
                 variables[("v", id(x))] = x
+    direct = _single_use_write_variables(heads, nodes) if into_grads and not create_graph \
+        else ()
     grads: dict = {}
     engine = get_engine()
     with _scope(create_graph, train_mode):
@@ -332,8 +338,9 @@ def _run_backward(heads, head_grads, retain_graph, train_mode, create_graph=Fals
                 if create_graph else None
             if in_grads is None:
                 # 'write' backward fills every element: no need to zero the buffers first
-                in_grads = [NDArray(_empty(x._ctx.xp, x.shape, x._data.dtype), x._ctx) if w
-                            else None for x, w in zip(node.inputs, want)]
+                in_grads = [None if not w else x._ag.grad if id(x) in direct else
+                            NDArray(_empty(x._ctx.xp, x.shape, x._data.dtype), x._ctx)
+                            for x, w in zip(node.inputs, want)]
                 if node.function is not None:
                     node.function._backward_into(out_grads[:n_visible], in_grads)
                 else:
@@ -349,6 +356,19 @@ def _run_backward(heads, head_grads, retain_graph, train_mode, create_graph=Fals
             node.freed = True
             node.inputs, node.aux, node.out_data = [], [], []
     return grads, variables
+
+
+def _single_use_write_variables(heads, nodes) -> set:
+    """ids of the variables (grad_req 'write') that are an input of exactly one recorded
+    operator input slot and not a head: their gradient is that one slot's, never a sum."""
+    uses: dict = {}
+    for node in nodes:
+        for x in node.inputs:
+            if type(x._ag) is GradInfo and x._ag.grad_req == "write":
+                uses[id(x)] = uses.get(id(x), 0) + 1
+    for h in heads:
+        uses.pop(id(h), None)
+    return {k for k, n in uses.items() if n == 1}
 
 
 def _recorded_gradients(node, out_grads, want):
@@ -438,7 +458,8 @@ def backward(heads, head_grads=None, retain_graph: bool = False, train_mode: boo
         retain_graph: keep the tape so backward can run again.
         train_mode: run the operators' backward in training mode.
     """
-    grads, variables = _run_backward(heads, head_grads, retain_graph, train_mode)
+    grads, variables = _run_backward(heads, head_grads, retain_graph, train_mode,
+                                     into_grads=True)
     if not variables:
         raise HybridNetError("backward: no array in the recorded graph requires a gradient "
                              "(all were marked with grad_req='null')")
@@ -450,7 +471,7 @@ def backward(heads, head_grads=None, retain_graph: bool = False, train_mode: boo
                     info.grad += g
             elif g is None:
                 info.grad[:] = 0          # reached only through zero-gradient operators
-            else:
+            elif g is not info.grad:      # not already computed in place
                 g.copyto(info.grad)
 
 

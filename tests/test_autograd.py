@@ -659,3 +659,43 @@ def test_the_tape_frees_values_backward_never_reads(monkeypatch):
     assert not kept
     for g, r in zip(grads, reference):
         np.testing.assert_array_equal(g, r)
+
+
+def test_a_single_use_gradient_is_computed_straight_into_grad(monkeypatch):
+    """backward() computes a 'write' variable's gradient into its .grad when one operator input
+    gives it (no temporary); sums, heads, grad_req 'add' and autograd.grad still come out
+    right, and autograd.grad never writes into .grad."""
+    rng = np.random.RandomState(3)
+    x_np, w_np = rng.standard_normal((4, 5)), rng.standard_normal((3, 5))
+    x, w, z = mx.nd.array(x_np), mx.nd.array(w_np), mx.nd.array(x_np)
+    x.attach_grad()
+    w.attach_grad()
+    z.attach_grad(grad_req="add")
+    made = []
+    real_empty = ag._empty
+    monkeypatch.setattr(ag, "_empty", lambda xp, shape, dtype: made.append(tuple(shape))
+                        or real_empty(xp, shape, dtype))
+    w_buffer = w.grad
+    with mx.autograd.record():
+        y = mx.nd.FullyConnected(x, w, num_hidden=3, no_bias=True)    # w: one use
+        loss = (y * y).sum() + (x * 3).sum() + (z * z).sum()          # x: two uses
+    loss.backward()
+    y_np = x_np @ w_np.T
+    assert w.grad is w_buffer
+    np.testing.assert_allclose(w.grad.asnumpy(), 2 * y_np.T @ x_np, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(x.grad.asnumpy(), 2 * y_np @ w_np + 3, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(z.grad.asnumpy(), 2 * x_np, rtol=1e-5, atol=1e-5)
+    assert (3, 5) not in made              # w's gradient had no temporary; x's two had
+    assert made.count((4, 5)) >= 2
+
+    before = w.grad.asnumpy()
+    with mx.autograd.record():
+        total = mx.nd.FullyConnected(x, w, num_hidden=3, no_bias=True).sum()
+    (gw,) = mx.autograd.grad(total, [w])
+    np.testing.assert_allclose(gw.asnumpy(), np.tile(x_np.sum(0), (3, 1)), rtol=1e-5)
+    np.testing.assert_array_equal(w.grad.asnumpy(), before)     # grad() left .grad alone
+
+    with mx.autograd.record():
+        h = w * 1                          # w is read once, and the head is not w
+    h.backward(mx.nd.ones((3, 5)) * 2)
+    np.testing.assert_array_equal(w.grad.asnumpy(), np.full((3, 5), 2.0))

@@ -334,6 +334,8 @@ def conv_chunks(xp, view: ConvView, *, x=None, w=None, y=None, dy=None, dx=None,
     chunk = max(1, min(n_batch, CHUNK_BYTES // max(per_sample, 1)))
     if x is not None:       # padded once, cut into chunks for im2col
         xpad = pad_input(xp, x, view.geo, view.out_sp)
+    if x is not None or (dx is not None and dgeo is None):
+        # x's columns; col2im's too, once the weight gradient has used x's
         col_buf = _scratch(xp, dtype, c_ * view.ksize, chunk * p_)
     if y is not None:
         tmp_buf = _scratch(xp, dtype, f_, chunk * p_)
@@ -343,8 +345,6 @@ def conv_chunks(xp, view: ConvView, *, x=None, w=None, y=None, dy=None, dx=None,
         dcol_buf = _scratch(xp, dtype, f_ * view.ksize, chunk * in_pos)
         dxt_buf = _scratch(xp, dtype, c_, chunk * in_pos)
         dypad = pad_input(xp, dy.reshape((n_batch, f_) + view.out_sp), dgeo, view.in_sp)
-    elif dx is not None:
-        dcol_buf = _scratch(xp, dtype, c_ * view.ksize, chunk * p_)
     for n0 in range(0, n_batch, chunk):
         nb = min(chunk, n_batch - n0)
         if x is not None:
@@ -378,7 +378,7 @@ def conv_chunks(xp, view: ConvView, *, x=None, w=None, y=None, dy=None, dx=None,
             assign(dx5[n0:n0 + nb].reshape(nb, c_, in_pos), req_dx,
                    out.reshape(c_, nb, in_pos).transpose(1, 0, 2))
         elif dx is not None:
-            dcol = dcol_buf(nb * p_)
+            dcol = col_buf(nb * p_)
             for g in range(g_):
                 xp.matmul(wt[g], dyt[g * fg:(g + 1) * fg], out=dcol[g * kdim:(g + 1) * kdim])
             col2im(xp, dcol, dx5[n0:n0 + nb], view.geo, view.out_sp)

@@ -189,17 +189,53 @@ def test_grad_req_add_accumulates_into_the_given_buffers(case):
 
 @pytest.mark.parametrize("case", [CASES[i] for i in (1, 4, 8, 12, 13, 20, 21, 22)], ids=str)
 def test_chunking_the_batch_gives_the_same_results(case, monkeypatch):
+    """The im2col + BLAS route (every dtype but float32 on the CPU) cut into one-sample chunks
+    gives its whole-batch results."""
     rng = np.random.RandomState(5)
-    arrays = [rng.standard_normal((5,) + a.shape[1:]).astype(np.float32) if i == 0 else a
+    arrays = [(rng.standard_normal((5,) + a.shape[1:]) if i == 0 else a).astype(np.float64)
               for i, a in enumerate(case.arrays())]
     y, _ = _run_backward(case.op, case.params, arrays, None, "null")
-    head = rng.standard_normal(y.shape).astype(np.float32)
+    head = rng.standard_normal(y.shape)
     whole = _run_backward(case.op, case.params, arrays, head, "write")
     monkeypatch.setattr(conv_mod, "CHUNK_BYTES", 1)            # one sample per chunk
     chunked = _run_backward(case.op, case.params, arrays, head, "write")
-    np.testing.assert_allclose(chunked[0], whole[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(chunked[0], whole[0], rtol=1e-12, atol=1e-12)
     for a, b in zip(chunked[1], whole[1]):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+# shapes that fill several GEMM tiles: more filters than a tile row (NR) or column (MR)
+# holds, with remainders; channel x tap rows past one tile; panels that cross samples
+PANEL_CASES = [
+    _conv((3, 5, 9, 9), 40, (3, 3), pad=(1, 1)),
+    _conv((2, 12, 7, 8), 18, (3, 3), group=2, stride=(2, 1), pad=(1, 1)),
+    _conv((4, 9, 6, 5), 33, (2, 2), dilate=(2, 2), bias=False),
+    _conv((2, 7, 13), 11, (5,), pad=(2,)),
+    _conv((1, 3, 4, 5, 6), 9, (2, 3, 3), pad=(1, 1, 1)),
+    _conv((5, 70, 3, 3), 64, (3, 3), pad=(1, 1)),
+    _conv((2, 2, 9, 9), 40, (3, 3), pad=(1, 1)),           # few channels: dx by col2im
+    _deconv((3, 40, 5, 5), 12, (3, 3), stride=(2, 2), pad=(1, 1)),
+    _deconv((2, 10, 6, 6), 36, (3, 3), pad=(1, 1)),
+]
+
+
+@pytest.mark.parametrize("req", ["write", "add"])
+@pytest.mark.parametrize("case", PANEL_CASES, ids=str)
+def test_panel_kernels_match_the_im2col_blas_route(case, req):
+    """float32 runs on the fused panel kernels (kernels/conv_panels.py), float64 on im2col +
+    BLAS: both give the same outputs and gradients, for req 'write' and 'add'."""
+    rng = np.random.RandomState(7)
+    arrays = [rng.standard_normal(a.shape).astype(np.float32) for a in case.arrays()]
+    y, _ = _run_backward(case.op, case.params, arrays, None, "null")
+    head = rng.standard_normal(y.shape).astype(np.float32)
+    start = [rng.standard_normal(a.shape).astype(np.float32) for a in arrays]
+    got = _run_backward(case.op, case.params, arrays, head, req, init=start)
+    want = _run_backward(case.op, case.params, [a.astype(np.float64) for a in arrays],
+                         head.astype(np.float64), req, init=[a.astype(np.float64)
+                                                             for a in start])
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-4, atol=1e-4)
+    for a, b in zip(got[1], want[1]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("req", ["write", "add"])

@@ -32,7 +32,8 @@ import numpy as np
 
 from ...base import ParamError, ShapeError, shape_str
 from ...engine.parallel import parallel_slices, parallel_sum
-from ..kernels.im2col import col2im, im2col, pad_input
+from ..kernels import conv_panels as panels
+from ..kernels.im2col import _interior, col2im, im2col, pad_input, padded_shape
 from ..params import Param
 from ..registry import OpDef, assign, register
 
@@ -75,20 +76,24 @@ class ConvView:
     def npos(self) -> int:
         return self.out_sp[0] * self.out_sp[1] * self.out_sp[2]
 
-    def data_grad_geo(self):
+    def data_grad_geo(self, channel_ratio: int = 1):
         """Geometry under which the data gradient is a convolution of ``dy``, or None.
 
         With unit strides, dx = conv(dy, w flipped in space with its channel axes swapped),
         dy padded by ``extent - 1 - pad`` per axis (extent = dilate * (kernel - 1) + 1), which
         gives back the input's size exactly; a pad larger than ``extent - 1`` has no such form.
-        Only used when the input has at least as many channels as the output: dy's columns are
-        filters/channels times the size of col2im's and the product has a row per input
-        channel, so with fewer channels col2im wins (AlexNet-R's 3->32 layer: 8 vs 37 ms; its
-        32->32: 14 vs 12 ms; 64->32 at 7x7: 8.4 vs 5.2 ms; in-process A/B, batch 128).
+        Only used when ``channel_ratio`` times the input's channels are at least the output's:
+        dy's columns are filters/channels times the size of col2im's and the product has a
+        row per input channel, so with few channels col2im wins. im2col + BLAS (ratio 1):
+        AlexNet-R's 3->32 layer 8 vs 37 ms, its 32->32 14 vs 12 ms, 64->32 at 7x7 8.4 vs
+        5.2 ms. The panel kernels' col2im multiplies with a short reduction and adds back
+        through the cache (ratio 4): 3->32 17 vs 8.4 ms, 16->32 6.6 vs 9.3, 32->64 5.1 vs
+        5.8 (in-process A/B, batch 128).
         """
         kernel, stride, pad, dilate = (self.geo[a:a + 3] for a in (0, 3, 6, 9))
         tpad = tuple(d * (k - 1) - p for k, p, d in zip(kernel, pad, dilate))
-        if any(s != 1 for s in stride) or min(tpad) < 0 or self.channels < self.filters:
+        if (any(s != 1 for s in stride) or min(tpad) < 0
+                or self.channels * channel_ratio < self.filters):
             return None
         return kernel + stride + tpad + dilate
 
@@ -289,9 +294,15 @@ def conv_pass(xp, view: ConvView, *, x=None, w=None, y=None, dy=None, dx=None, d
 
 def conv_chunks(xp, view: ConvView, *, x=None, w=None, y=None, dy=None, dx=None, dw=None,
                 bias=None, req_y="write", req_dx="write", req_dw="write") -> None:
-    """``conv_pass`` on the calling thread: the products chunk by chunk over the batch."""
-    n_batch = (x if x is not None else dy).shape[0]
-    dtype = (x if x is not None else dy).dtype
+    """``conv_pass`` on the calling thread: the products chunk by chunk over the batch
+    (float32 numpy arrays: panel by panel, see ``conv_panels``)."""
+    ref = x if x is not None else dy
+    if type(ref) is np.ndarray and ref.dtype == np.float32:
+        conv_panels(view, x=x, w=w, y=y, dy=dy, dx=dx, dw=dw, bias=bias,
+                    req_y=req_y, req_dx=req_dx, req_dw=req_dw)
+        return
+    n_batch = ref.shape[0]
+    dtype = ref.dtype
     c_, f_, g_ = view.channels, view.filters, view.groups
     cg, fg = c_ // g_, f_ // g_
     kdim, p_ = cg * view.ksize, view.npos
@@ -315,10 +326,8 @@ def conv_chunks(xp, view: ConvView, *, x=None, w=None, y=None, dy=None, dx=None,
         in_pos = view.in_sp[0] * view.in_sp[1] * view.in_sp[2]
     if w is not None:
         w = w.reshape(f_, kdim)
-        if dgeo is not None:      # per group: (C/g, F/g * K), taps reversed
-            flip = w.reshape((g_, fg, cg, view.ksize))[..., ::-1].transpose(0, 2, 1, 3)
-            wflip = [xp.ascontiguousarray(flip[g]).reshape(cg, fg * view.ksize)
-                     for g in range(g_)]
+        if dgeo is not None:
+            wflip = _flip_weight(xp, w, view)
         elif dx is not None:      # w^T per group, contiguous: BLAS is 2x faster than transposing
             wt = [xp.ascontiguousarray(w[g * fg:(g + 1) * fg].T) for g in range(g_)]
     if dw is not None:
@@ -386,6 +395,89 @@ def conv_chunks(xp, view: ConvView, *, x=None, w=None, y=None, dy=None, dx=None,
         for g in range(g_):
             assign(dw2[g * fg:(g + 1) * fg], req_dw, dw_sum[g].T)
     for buf, orig in ((y, y_orig), (dx, dx_orig), (dw, dw_orig)):
+        if orig is not None:
+            orig[...] = buf
+
+
+def _flip_weight(xp, w, view: ConvView) -> list:
+    """Per group, the weight of the data gradient as a convolution of dy: (C/g, F/g * K)
+    with the taps reversed and the channel axes swapped (``ConvView.data_grad_geo``)."""
+    g_ = view.groups
+    cg, fg = view.channels // g_, view.filters // g_
+    flip = w.reshape((g_, fg, cg, view.ksize))[..., ::-1].transpose(0, 2, 1, 3)
+    return [xp.ascontiguousarray(flip[g]).reshape(cg, fg * view.ksize) for g in range(g_)]
+
+
+def _pack_rows(a, mr: int):
+    """(rows, K) -> flat (ceil(rows / mr), K, mr): the broadcast operand of the panel
+    kernels' GEMM tile, ``mr`` rows side by side, rows past the end zero."""
+    rows, k = a.shape
+    blocks = -(-rows // mr)
+    padded = np.zeros((blocks * mr, k), np.float32)
+    padded[:rows] = a
+    return np.ascontiguousarray(padded.reshape(blocks, mr, k).transpose(0, 2, 1)).reshape(-1)
+
+
+def _round_up(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+def conv_panels(view: ConvView, *, x=None, w=None, y=None, dy=None, dx=None, dw=None,
+                bias=None, req_y="write", req_dx="write", req_dw="write") -> None:
+    """``conv_chunks`` for float32 numpy arrays: im2col fused with a register-blocked GEMM
+    panel by panel (kernels/conv_panels.py), the data gradient as a convolution of dy where
+    ``data_grad_geo`` allows, else by col2im."""
+    n_batch = (x if x is not None else dy).shape[0]
+    c_, f_, g_ = view.channels, view.filters, view.groups
+    cg, fg = c_ // g_, f_ // g_
+    kdim = cg * view.ksize
+    geo, out_sp, in_sp = view.geo, view.out_sp, view.in_sp
+    mr, row = panels.MR, panels.ROW
+    y, y_orig = _writable(np, y, req_y)
+    dx, dx_orig = _writable(np, dx, req_dx)
+    if x is not None:
+        xpad = pad_input(np, np.ascontiguousarray(x).reshape((n_batch, c_) + in_sp), geo,
+                         out_sp)
+    if dy is not None:
+        dy = np.ascontiguousarray(dy, np.float32)
+    w = None if w is None else w.reshape(f_, kdim)
+    panel = np.empty(_round_up(max(kdim, fg * view.ksize), mr) * row, np.float32)
+    if y is not None:
+        cbuf = np.empty(_round_up(fg, mr) * row, np.float32)
+        b = np.empty(0, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
+        for g in range(g_):
+            panels.conv_forward(xpad, g * cg, cg, _pack_rows(w[g * fg:(g + 1) * fg], mr),
+                                y.reshape(-1), g * fg, fg, f_, b, req_y == "add", geo, out_sp,
+                                panel, cbuf)
+    if dw is not None:
+        kpad, fpad = _round_up(kdim, mr), _round_up(fg, panels.NR)
+        dyp = np.empty(panels.PANEL * fpad, np.float32)
+        rows = np.empty(mr * row, np.float32)
+        dw2 = dw.reshape(f_, kdim)
+        for g in range(g_):
+            dwt = np.zeros(kpad * fpad, np.float32)
+            panels.conv_weight_grad(xpad, g * cg, cg, dy.reshape(-1), g * fg, fg, f_, dwt,
+                                    fpad, geo, out_sp, rows, dyp)
+            assign(dw2[g * fg:(g + 1) * fg], req_dw, dwt.reshape(kpad, fpad)[:kdim, :fg].T)
+    dgeo = view.data_grad_geo(channel_ratio=4) if dx is not None else None
+    if dgeo is not None:
+        dypad = pad_input(np, dy.reshape((n_batch, f_) + out_sp), dgeo, in_sp)
+        cbuf = np.empty(_round_up(cg, mr) * row, np.float32)
+        empty = np.empty(0, np.float32)
+        for g, wflip in enumerate(_flip_weight(np, w, view)):
+            panels.conv_forward(dypad, g * fg, fg, _pack_rows(wflip, mr), dx.reshape(-1),
+                                g * cg, cg, c_, empty, req_dx == "add", dgeo, in_sp, panel,
+                                cbuf)
+    elif dx is not None:
+        dx5 = dx.reshape((n_batch, c_) + in_sp)
+        dxpad = np.zeros(padded_shape(dx5.shape, geo, out_sp), np.float32)
+        dyp = np.empty(fg * row, np.float32)
+        for g in range(g_):
+            wtp = _pack_rows(w[g * fg:(g + 1) * fg].T, mr)
+            panels.conv_data_grad_col(dy.reshape(-1), g * fg, fg, f_, wtp, dxpad, g * cg, cg,
+                                      geo, out_sp, dyp, panel)
+        assign(dx5, req_dx, dxpad[_interior(geo, dx5.shape)])
+    for buf, orig in ((y, y_orig), (dx, dx_orig)):
         if orig is not None:
             orig[...] = buf
 

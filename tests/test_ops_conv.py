@@ -1,6 +1,10 @@
 """Convolution and Deconvolution: forward vs plain numpy references, gradients vs finite
 differences, the im2col kernels vs their slicing versions, batch chunking, grad_req 'add',
 shape inference (weights from data, partial shapes) and every parameter / shape error."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -436,3 +440,24 @@ def test_gpu_convolution_matches_cpu():
     cpu = mx.nd.Convolution(*[mx.nd.array(a) for a in arrays], **case.params)
     gpu = mx.nd.Convolution(*[mx.nd.array(a, ctx=mx.gpu(0)) for a in arrays], **case.params)
     np.testing.assert_allclose(gpu.asnumpy(), cpu.asnumpy(), rtol=1e-4, atol=1e-5)
+
+
+# what numba targets on a CPU without AVX-512 (Haswell)
+_HASWELL = ("+64bit,+avx,+avx2,+bmi,+bmi2,+cx16,+f16c,+fma,+lzcnt,+movbe,+popcnt,+sse,+sse2,"
+            "+sse3,+sse4.1,+sse4.2,+ssse3")
+
+
+def test_panel_kernels_with_eight_float_vectors(tmp_path):
+    """On CPUs without AVX-512 the GEMM tile uses 8-float vectors and a 2 x 32 tile: the panel
+    tests pass again in a process whose numba compiles for Haswell."""
+    script = ("import sys, pytest\n"
+              "from hybridnet.ops.kernels import gemm_tile\n"
+              "assert (gemm_tile.VW, gemm_tile.MR) == (8, 2), (gemm_tile.VW, gemm_tile.MR)\n"
+              f"sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', '{__file__}', "
+              "'-k', 'panel_kernels_match']))\n")
+    env = dict(os.environ, NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES=_HASWELL,
+               NUMBA_CACHE_DIR=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=600, cwd=os.path.dirname(__file__))
+    # pytest exits 0 only when tests were collected and all passed (5: none collected)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

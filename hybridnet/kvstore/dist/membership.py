@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 
-from .errors import EXIT_ABORTED, PeerFailure
+from .errors import EXIT_ABORTED, KVStoreDistError, PeerFailure
 from .job import JobConfig
 from .requests import Requests
 from .transport import Transport, TransportError, new_nonce
@@ -103,6 +103,8 @@ class Member:
                                    verbose=job.verbose)
         self.transport.peers.open_roles = {Role.SCHEDULER}
         self.requests = Requests()
+        self.transport.sink_for = self._sink_for
+        self.transport.on_stream_error = self._stream_error
         self.rank = -1
         self.nodes: dict = {}                 # (role, rank) -> NodeInfo
         self.failure: PeerFailure | None = None
@@ -290,6 +292,20 @@ class Member:
                 self._on_unmatched(msg)
         elif self._on_message is not None:
             self._on_message(msg)
+
+    def _sink_for(self, head: Message):
+        """Receive thread: where a streamed message's data goes (a reply's, as its request
+        says; None: new buffers)."""
+        if head.is_reply and head.src_role != Role.SCHEDULER:
+            return self.requests.sink_for(head)
+        return None
+
+    def _stream_error(self, head: Message, error) -> None:
+        """Receive thread: a streamed reply failed after its data went to its request's
+        buffers; the request fails (nothing else will answer it)."""
+        self.requests.fail_req(head.req, KVStoreDistError(
+            f"the reply of {role_name(head.src_role)} {head.src_rank} was rejected ({error}); "
+            f"the output's content is undefined"))
 
     # ---- liveness ------------------------------------------------------------------------
     def _liveness_loop(self) -> None:

@@ -26,7 +26,7 @@ import struct
 import numba
 import numpy as np
 
-__all__ = ["BLOCK_BYTES", "derive_key", "nh_digest", "warm_up"]
+__all__ = ["BLOCK_BYTES", "derive_key", "nh_digest", "nh_hash_into", "frame_digest", "warm_up"]
 
 BLOCK_WORDS = 256
 BLOCK_BYTES = 4 * BLOCK_WORDS
@@ -61,20 +61,33 @@ def _nh_blocks(words, key, out):
         out[2 * b + 1] = acc1
 
 
+def nh_hash_into(data, key: np.ndarray, out: np.ndarray) -> None:
+    """The two hashes of every 1 KiB block of ``data`` (the last block zero-padded) into
+    ``out`` (2 * ceil(len / 1 KiB) uint64s). A frame hashed in pieces that start at multiples
+    of 1 KiB, each into its part of one ``out``, gets the same words as hashed at once."""
+    data = np.frombuffer(data, np.uint8)
+    full = data.size - data.size % BLOCK_BYTES
+    if full:
+        _nh_blocks(data[:full].view("<u4"), key, out)
+    if full < data.size:
+        tail = np.zeros(BLOCK_WORDS, "<u4")
+        tail.view(np.uint8)[:data.size - full] = data[full:]
+        _nh_blocks(tail, key, out[2 * (full // BLOCK_BYTES):])
+
+
+def frame_digest(size: int, out: np.ndarray) -> bytes:
+    """One frame's part of a digest: its byte length, then its block hashes ``out``."""
+    return _LEN.pack(size) + out.astype("<u8", copy=False).tobytes()
+
+
 def nh_digest(frames, key: np.ndarray) -> bytes:
     """The NH digest of a message's data frames (objects with the buffer protocol)."""
     parts = []
     for frame in frames:
-        data = np.frombuffer(frame, np.uint8)
-        full = data.size - data.size % BLOCK_BYTES
-        out = np.empty(2 * (-(-data.size // BLOCK_BYTES)), np.uint64)
-        if full:
-            _nh_blocks(data[:full].view("<u4"), key, out)
-        if full < data.size:
-            tail = np.zeros(BLOCK_WORDS, "<u4")
-            tail.view(np.uint8)[:data.size - full] = data[full:]
-            _nh_blocks(tail, key, out[-2:])
-        parts += [_LEN.pack(data.size), out.astype("<u8", copy=False).tobytes()]
+        size = memoryview(frame).nbytes
+        out = np.empty(2 * (-(-size // BLOCK_BYTES)), np.uint64)
+        nh_hash_into(frame, key, out)
+        parts.append(frame_digest(size, out))
     return b"".join(parts)
 
 

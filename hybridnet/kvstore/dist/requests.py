@@ -6,7 +6,8 @@ callback run once the request is answered or failed (``Requests.when_done``): a 
 completes its engine task that way, from the receive thread, so no engine thread ever blocks
 on the network. When the job stops, every pending request fails at once with the reason
 (``fail_all``), so no caller waits forever; a request given a ``timeout`` fails after it
-(``expire``, called by the receive thread) if no reply came.
+(``expire``, called by the receive thread) if no reply came. A request may name where the data
+of its (streamed) reply goes (``set_sink``): the receive thread takes it with ``sink_for``.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ __all__ = ["Pending", "Requests", "refusal"]
 class Pending:
     """A request awaiting ``expected`` replies."""
     __slots__ = ("req", "expected", "replies", "error", "event", "what", "callback", "timeout",
-                 "deadline")
+                 "deadline", "sink", "sink_taken")
 
     def __init__(self, req: int, expected: int, what: str, timeout: float | None = None):
         self.req, self.expected, self.what = req, expected, what
@@ -33,6 +34,8 @@ class Pending:
         self.callback = None
         self.timeout = timeout
         self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.sink = None            # buffers for the data frames of a streamed reply
+        self.sink_taken = False     # a reply's stream was started (into ``sink`` if set)
 
     @property
     def done(self) -> bool:
@@ -95,6 +98,22 @@ class Requests:
                 return
         callback(pending)
 
+    def set_sink(self, pending: Pending, buffers: list) -> None:
+        """Receive the data frames of ``pending``'s reply straight into ``buffers`` (writable
+        uint8 arrays), if it is streamed and has not started arriving yet."""
+        with self._lock:
+            if pending.req in self._pending and not pending.sink_taken:
+                pending.sink = buffers
+
+    def sink_for(self, msg: Message):
+        """Receive thread, a streamed reply starts: the buffers its request set, or None."""
+        with self._lock:
+            pending = self._pending.get(msg.req)
+            if pending is None:
+                return None
+            pending.sink_taken = True
+            return pending.sink
+
     def _take(self, pending: Pending):
         """Under the lock: ``pending`` leaves the table; its callback (if any) is returned."""
         del self._pending[pending.req]
@@ -115,6 +134,13 @@ class Requests:
             callback = self._take(pending)
         pending._finish(callback)
         return True
+
+    def fail_req(self, req: int, error: BaseException) -> None:
+        """Fail request ``req`` now, if it still waits."""
+        with self._lock:
+            pending = self._pending.get(req)
+        if pending is not None:
+            self.fail(pending, error)
 
     def cancel(self, pending: Pending) -> None:
         with self._lock:

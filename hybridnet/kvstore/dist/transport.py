@@ -6,8 +6,11 @@ peer keeps each socket used by one thread at a time and numbers the messages). S
 carry traffic in one direction only, as in ps-lite, and no socket is ever shared by two threads
 at once. Array frames of 64 KiB and more are sent without copies (``copy=False``); with
 ``track=True`` the caller gets trackers telling when ZeroMQ no longer reads the buffer. A
-message whose MAC follows as the next message (wire.py, flag MAC_TRAILER) is sent as two under
-the peer's lock and held on receipt until its MAC arrives (at most ``_HELD_MAX`` held at once).
+stream (wire.py, flag STREAM: 1 MiB of data and more) is sent as its messages in a row under
+the peer's lock; the receiver takes each chunk straight into its destination with
+``recv_into`` and hashes it while the next one arrives. The destination is what ``sink_for``
+names for the stream (a worker's pulled array) or a new buffer; a stream that fails after its
+data went to a ``sink_for`` buffer is reported to ``on_stream_error``.
 
 Liveness: ZMTP heartbeats run on every socket, answered by libzmq's own I/O thread (no GIL),
 so a busy process stays alive while a dead, frozen or cut-off one loses its connection. A
@@ -40,14 +43,13 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from ...base import HybridNetError
-from .wire import MAC_SIZE, Codec, Message, PeerTable, WireError, role_name
+from .wire import MAC_SIZE, Codec, Message, PeerTable, StreamIn, WireError, role_name
 
 __all__ = ["Transport", "TransportError", "resolve_host", "interface_ip", "route_ip", "new_nonce"]
 
 log = logging.getLogger("hybridnet.kvstore.dist")
 
 _ZERO_COPY_MIN = 1 << 16
-_HELD_MAX = 1024             # messages waiting for their MAC (one per sending connection)
 _DROP_LOG_FIRST = 3          # drops of one reason logged in full before sampling
 _DROP_LOG_EVERY = 1000       # then one summary line per this many drops
 
@@ -153,7 +155,11 @@ class Transport:
         self.bytes_recv = collections.Counter()
         self.messages_recv = 0
         self.drops = _DropLog(self.name)
-        self._held: dict = {}      # identity -> parts of a message whose MAC comes next
+        self._streams: dict = {}   # identity -> StreamIn being received on that connection
+        # sink_for(head) -> writable uint8 arrays for a stream's data frames, or None (a new
+        # buffer each); on_stream_error(head, error): a stream into such buffers failed
+        self.sink_for = None
+        self.on_stream_error = None
 
     @property
     def name(self) -> str:
@@ -209,12 +215,16 @@ class Transport:
     def recv(self, timeout: float) -> tuple | None:
         """Wait up to ``timeout`` seconds for one valid message; return (identity, Message).
 
-        Invalid frames are dropped (counted in ``drops.counts``) and waiting goes on.
+        Invalid frames are dropped (counted in ``drops.counts``) and waiting goes on; so is a
+        stream's head or chunk (None until the stream is complete).
         """
         if not self._poller.poll(int(timeout * 1000)):
             return None
         router = self._router
         identity = router.recv()
+        stream = self._streams.get(identity) if self._streams else None
+        if stream is not None:
+            return self._recv_stream(identity, stream)
         parts = []
         sizes = ()
         while router.getsockopt(zmq.RCVMORE):
@@ -225,9 +235,6 @@ class Transport:
             parts.append(router.recv(copy=not big))
             if i < 0:
                 sizes = self.codec.frame_sizes(parts[0])
-        parts = self._join_trailer(identity, parts)
-        if parts is None:
-            return None
         try:
             msg = self.codec.decode(parts)
             self.peers.check(identity, msg)
@@ -236,29 +243,72 @@ class Transport:
             return None
         nbytes = sum(len(p) for p in parts)
         self.bytes_recv[(msg.src_role, msg.src_rank)] += nbytes
+        if msg.stream is not None:
+            self._open_stream(identity, msg)
+            return None
+        return self._delivered(identity, msg)
+
+    def _delivered(self, identity: bytes, msg: Message) -> tuple:
         self.messages_recv += 1
         if self.verbose >= 2:
             log.info("%s: recv %s", self.name, msg.describe())
         return identity, msg
 
-    def _join_trailer(self, identity: bytes, parts: list) -> list | None:
-        """``parts`` joined with the message they complete: a message announcing its MAC as
-        the next message on its connection is held (None) until that MAC arrives."""
-        held = self._held.pop(identity, None) if self._held else None
-        if held is not None:
-            if len(parts) == 1 and len(parts[0]) == MAC_SIZE:
-                return held + parts
-            self.drops.drop("no_trailer", "a message whose MAC was to follow was followed by "
-                                          "another message", repr(identity))
-        if self.codec.awaits_trailer(parts[0]):
-            if len(self._held) >= _HELD_MAX:     # bounded: drop the oldest held message
-                oldest = next(iter(self._held))
-                del self._held[oldest]
-                self.drops.drop("no_trailer", "too many messages waiting for their MAC",
-                                repr(oldest))
-            self._held[identity] = parts
-            return None
-        return parts
+    def _open_stream(self, identity: bytes, head: Message) -> None:
+        """An admitted sender's stream starts: its data goes to ``sink_for``'s buffers when
+        they fit the announced sizes, else to new ones."""
+        sizes = self.codec.frame_sizes(head.stream)
+        sinks = self.sink_for(head) if self.sink_for is not None else None
+        if sinks is not None and (len(sinks) != len(sizes) or any(
+                not isinstance(b, np.ndarray) or b.dtype != np.uint8 or b.ndim != 1
+                or b.size != n or not b.flags.writeable for b, n in zip(sinks, sizes))):
+            sinks = None
+        self._streams[identity] = (StreamIn(self.codec, head, sinks or
+                                            [np.empty(n, np.uint8) for n in sizes]),
+                                   sinks is not None)
+
+    def _recv_stream(self, identity: bytes, entry) -> tuple | None:
+        """The next message of the stream open on connection ``identity``: a chunk, received
+        into its place, or the final MAC."""
+        stream, sunk = entry
+        router = self._router
+        target = stream.next_buffer()
+        peer = (stream.msg.src_role, stream.msg.src_rank)
+        if target is not None:
+            size = router.recv_into(target)
+            failure = None
+            if size != target.size:
+                failure = f"a chunk of {size} bytes where {target.size} were due"
+            elif router.getsockopt(zmq.RCVMORE):
+                failure = "a multipart message where a chunk was due"
+            if failure is None:
+                self.bytes_recv[peer] += size
+                stream.chunk_received()
+                return None
+        else:
+            mac = router.recv()
+            failure = None if not router.getsockopt(zmq.RCVMORE) else \
+                "a multipart message where its MAC was due"
+            if failure is None:
+                del self._streams[identity]
+                try:
+                    msg = stream.finish(mac)
+                except WireError as err:
+                    self._stream_failed(identity, stream, sunk, err)
+                    return None
+                self.bytes_recv[peer] += len(mac)
+                return self._delivered(identity, msg)
+        while router.getsockopt(zmq.RCVMORE):     # the rest of the offending message
+            router.recv()
+        self._streams.pop(identity, None)
+        self._stream_failed(identity, stream, sunk, WireError("stream", failure))
+        return None
+
+    def _stream_failed(self, identity: bytes, stream: StreamIn, sunk: bool,
+                       err: WireError) -> None:
+        self.drops.drop(err.reason, str(err), repr(identity))
+        if sunk and self.on_stream_error is not None:
+            self.on_stream_error(stream.msg, err)
 
     # ---- outbound ------------------------------------------------------------------------
     def connect(self, key, role: int, rank: int, host: str, port: int,
@@ -342,22 +392,15 @@ class Transport:
         with out.lock:
             out.seq += 1
             msg.seq = out.seq
-            parts, trailer = self.codec.encode_streamed(msg)
+            parts, chunks, trailer = self.codec.encode_streamed(msg)
             last = len(parts) - 1
             nbytes = 0
             try:
                 for i, part in enumerate(parts):
-                    flags = zmq.SNDMORE if i < last else 0
-                    size = part.nbytes if isinstance(part, (np.ndarray, memoryview)) else len(part)
-                    nbytes += size
-                    if size >= _ZERO_COPY_MIN and not isinstance(part, bytes):
-                        if isinstance(part, np.ndarray):
-                            part = memoryview(part).cast("B")
-                        tracker = out.sock.send(part, flags, copy=False, track=track)
-                        if track:
-                            trackers.append(tracker)
-                    else:
-                        out.sock.send(part, flags)
+                    nbytes += self._send_part(out.sock, part, zmq.SNDMORE if i < last else 0,
+                                              track, trackers)
+                for chunk in chunks:             # a stream: one message per chunk
+                    nbytes += self._send_part(out.sock, chunk, 0, track, trackers)
                 if trailer is not None:        # hashed while ZeroMQ sends the data
                     mac = trailer()
                     out.sock.send(mac)
@@ -374,6 +417,20 @@ class Transport:
             log.info("%s: send %s", self.name, msg.describe())
         return trackers
 
+    @staticmethod
+    def _send_part(sock, part, flags: int, track: bool, trackers: list) -> int:
+        """Send one frame (big buffers without a copy); return its size."""
+        size = part.nbytes if isinstance(part, (np.ndarray, memoryview)) else len(part)
+        if size >= _ZERO_COPY_MIN and not isinstance(part, bytes):
+            if isinstance(part, np.ndarray):
+                part = memoryview(part).cast("B")
+            tracker = sock.send(part, flags, copy=False, track=track)
+            if track:
+                trackers.append(tracker)
+        else:
+            sock.send(part, flags)
+        return size
+
     def _set_heartbeat(self, sock) -> None:
         # ZMTP heartbeats let ZeroMQ notice a silently dead TCP connection and reconnect.
         interval, timeout = self._heartbeat
@@ -388,7 +445,7 @@ class Transport:
                 with out.lock:
                     self._close_out(out, int(linger * 1000))
             self._out.clear()
-        self._held.clear()
+        self._streams.clear()
         if self._router is not None:
             self._poller.unregister(self._router)
             self._router.close(0)

@@ -25,11 +25,23 @@ data frame's length, so even in ``header`` mode a frame of another size is rejec
   MAC_PAYLOAD|MAC_NH), NH keyed by a key derived from the secret (kvstore/dist/nh.py: a
   universal hash whose output the HMAC hides). NH runs at ~10 GB/s against SHA-256's
   ~1.7 GB/s, so big arrays cost the same four passes per push+pull at a sixth of the time.
-  From 1 MiB of data (flag MAC_TRAILER) the MAC travels as the *next* message on the
-  connection, ``[header] [data ...]`` then ``[mac]``: the sender hashes while ZeroMQ already
-  moves the data, and the receiver joins the two before checking them as above. A sender
-  answering with bytes it received (or one value to many pullers) reuses their digest
-  (``Message.digest``) instead of hashing them again.
+  A sender answering with bytes it received (or one value to many pullers) reuses their
+  digest (``Message.digest``) instead of hashing them again.
+
+**Streams.** A message with 1 MiB of data or more (flag STREAM, any auth mode) travels as a
+sequence of ZeroMQ messages on one connection, so that the receiver checks and stores the data
+while the rest is still on its way::
+
+    [header + head MAC]  [chunk 0]  [chunk 1] ...  [mac]
+
+The head MAC is HMAC-SHA256(secret, "\x01stream-head" + header): the receiver knows who sends
+what (and that the sequence number is fresh) before it accepts a single data byte, and only
+then picks where the data goes -- a worker's pull reply is received straight into the pulled
+array (``Transport.sink_for``). Each data frame follows as chunks of ``STREAM_CHUNK`` bytes
+(the last one shorter), each its own message, hashed (NH, 'full' mode) as it arrives; the
+final ``mac`` is the message's MAC as above, so it still covers the header and every data byte.
+A stream whose chunks or MAC are wrong is dropped as a whole (``StreamIn``); what it wrote to
+its destination is then garbage, and the transport reports the failure (``on_stream_error``).
 
 Receiving is strict and bounded: sizes are checked before anything is parsed, the MAC before
 the JSON, and the sender's sequence number must grow (``PeerTable``). A frame that fails any
@@ -49,19 +61,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...base import HybridNetError
-from .nh import derive_key, nh_digest, warm_up
+from .nh import BLOCK_BYTES, derive_key, frame_digest, nh_digest, nh_hash_into, warm_up
 
 __all__ = ["Role", "Cmd", "Flag", "Message", "Codec", "WireError", "PeerTable", "role_name",
            "array_meta", "frame_array", "parse_secret", "job_bytes", "MAC_SIZE", "VERSION",
-           "NH_MIN", "TRAILER_MIN"]
+           "NH_MIN", "STREAM_MIN", "STREAM_CHUNK", "StreamIn"]
 
 MAGIC = b"HNKV"
-VERSION = 1
+VERSION = 2
 MAC_SIZE = 32
 MAX_FRAMES = 4096
 MAX_BODY = 1 << 20
 NH_MIN = 1 << 16               # data bytes from which 'full' mode MACs the NH digest
-TRAILER_MIN = 1 << 20          # data bytes from which the MAC follows as its own message
+STREAM_MIN = 1 << 20           # data bytes from which a message is sent as a stream
+STREAM_CHUNK = 1 << 20         # data bytes per stream chunk (a multiple of nh.BLOCK_BYTES)
+_STREAM_HEAD = b"\x01stream-head"    # domain of a stream head's MAC (other MACs start "HNKV")
 ONE_FRAME_MAX = 1 << 16        # data bytes below which a message is one frame
 _FIXED = struct.Struct("<4sBBHH16sBBiiQQQqI")
 _LEN = struct.Struct("<Q")
@@ -117,12 +131,12 @@ class Flag:
     MAC_PAYLOAD = 0x4   # the MAC covers data frames too (auth mode 'full')
     MAC_NH = 0x20        # ... through their NH digest (kvstore/dist/nh.py)
     ONE_FRAME = 0x40    # data and MAC follow the header in its frame
-    MAC_TRAILER = 0x80  # the MAC is the next message on the connection (see Codec.encode_streamed)
+    STREAM = 0x80       # header, data chunks and MAC follow as messages (see Codec.encode_streamed)
     ASYNC = 0x8         # a push sent by a dist_async store
     COMPRESSED = 0x10   # the data frame holds 2-bit codes
 
 
-_NOT_MAC_FLAGS = 0xFFFF ^ (Flag.MAC_PAYLOAD | Flag.MAC_NH | Flag.ONE_FRAME | Flag.MAC_TRAILER)
+_NOT_MAC_FLAGS = 0xFFFF ^ (Flag.MAC_PAYLOAD | Flag.MAC_NH | Flag.ONE_FRAME | Flag.STREAM)
 _COMMANDS = frozenset(int(c) for c in Cmd)
 _ROLES = frozenset(int(r) for r in Role)
 _DTYPES = {name: np.dtype(name) for name in
@@ -168,6 +182,8 @@ class Message:
     # frames; given to ``encode``, it is used instead of hashing the frames again (a server
     # answering pulls with a buffer it received, or with one value for every worker)
     digest: bytes | None = None
+    # a stream head's header bytes, as received (``Codec.decode``); its data follows
+    stream: bytes | None = None
 
     @property
     def is_reply(self) -> bool:
@@ -283,17 +299,20 @@ class Codec:
         return self._hmac(header, *map(_frame_view, msg.frames))
 
     def encode(self, msg: Message) -> list:
-        """The multipart parts of ``msg``: header bytes, the data frames as given, the MAC."""
-        parts, trailer = self.encode_streamed(msg)
-        return parts if trailer is None else [*parts, trailer()]
+        """The multipart parts of ``msg``: header bytes, the data frames as given, the MAC
+        (data under STREAM_MIN; bigger messages are streams, see ``encode_streamed``)."""
+        parts, chunks, trailer = self.encode_streamed(msg)
+        if trailer is not None:
+            raise WireError("stream", f"{sum(map(_frame_len, msg.frames))} bytes of data are "
+                                      f"sent as a stream (Codec.encode_streamed)")
+        return parts
 
     def encode_streamed(self, msg: Message) -> tuple:
-        """``(parts, trailer)``: the parts of ``msg`` as ``encode`` makes them, and None; or,
-        for data of TRAILER_MIN bytes and more in 'full' mode (flag MAC_TRAILER), the parts
-        without the MAC and a function computing it. The sender sends the parts as one
-        message, then the MAC as the next message on the same connection: ZeroMQ moves the
-        data while the sender hashes it. The receiver joins the two (``Transport.recv``) and
-        checks them as one message."""
+        """``(parts, chunks, trailer)``: the parts of ``msg`` as one message, ``[]`` and None;
+        or, for a stream (STREAM_MIN bytes of data and more), the parts of its head message,
+        the chunk buffers (each sent as its own message, without copies) and a function
+        computing the final MAC (called after the chunks were queued: the sender hashes while
+        ZeroMQ moves the data)."""
         flags = msg.flags & _NOT_MAC_FLAGS
         sizes = [_frame_len(f) for f in msg.frames]
         size = sum(sizes)
@@ -301,9 +320,9 @@ class Codec:
             flags |= Flag.MAC_PAYLOAD
             if size >= NH_MIN:
                 flags |= Flag.MAC_NH
-            if size >= TRAILER_MIN:
-                flags |= Flag.MAC_TRAILER
-        if size < self.one_frame_max:
+        if size >= STREAM_MIN:
+            flags |= Flag.STREAM
+        elif size < self.one_frame_max:
             flags |= Flag.ONE_FRAME
         body = json.dumps(msg.body, separators=(",", ":")).encode() if msg.body else b""
         if len(body) > MAX_BODY:
@@ -316,19 +335,17 @@ class Codec:
         parts.append(struct.pack(f"<{len(sizes)}Q", *sizes))
         parts.append(body)
         header = b"".join(parts)
-        if flags & Flag.MAC_TRAILER:
-            return [header, *msg.frames], lambda: self._mac(header, msg, flags)
+        if flags & Flag.STREAM:
+            chunks = []
+            for frame in msg.frames:
+                view = memoryview(_frame_view(frame)).cast("B")
+                chunks += [view[i:i + STREAM_CHUNK] for i in range(0, view.nbytes, STREAM_CHUNK)]
+            head = header + self._hmac(_STREAM_HEAD, header)
+            return [head], chunks, lambda: self._mac(header, msg, flags)
         mac = self._mac(header, msg, flags)
         if flags & Flag.ONE_FRAME:
-            return [b"".join([header, *map(_frame_view, msg.frames), mac])], None
-        return [header, *msg.frames, mac], None
-
-    @staticmethod
-    def awaits_trailer(header: bytes) -> bool:
-        """Whether a message with this first frame announces its MAC as the next message
-        (unchecked: the joined message is verified as a whole)."""
-        return (len(header) >= _FIXED.size and header[:4] == MAGIC
-                and bool(int.from_bytes(header[6:8], "little") & Flag.MAC_TRAILER))
+            return [b"".join([header, *map(_frame_view, msg.frames), mac])], [], None
+        return [header, *msg.frames, mac], [], None
 
     @staticmethod
     def frame_sizes(header: bytes) -> tuple:
@@ -340,7 +357,9 @@ class Codec:
         return struct.unpack_from(f"<{count}Q", header, _FIXED.size)
 
     def decode(self, parts: list) -> Message:
-        """Check and decode received parts (bytes or zmq Frames); raise ``WireError``."""
+        """Check and decode received parts (bytes or zmq Frames); raise ``WireError``. The head
+        of a stream decodes to a message without data whose ``stream`` is set (``StreamIn``
+        receives the rest)."""
         if not parts:
             raise WireError("frame_count", "an empty message")
         head = parts[0]
@@ -357,7 +376,8 @@ class Codec:
         if job != self.job:
             raise WireError("wrong_job", "message of another job (job id differs)")
         one_frame = flags & Flag.ONE_FRAME
-        count = 1 if one_frame else nframes + 2
+        stream = flags & Flag.STREAM
+        count = 1 if one_frame or stream else nframes + 2
         if len(parts) != count:
             raise WireError("frame_count", f"header announces {nframes} data frames"
                                            f"{' in its frame' if one_frame else ''}, message "
@@ -372,7 +392,12 @@ class Codec:
             if length > self.max_frame:
                 raise WireError("frame_size", f"frame {i} announces {length} bytes > limit "
                                               f"{self.max_frame}")
-        if one_frame:
+        if stream:
+            if one_frame or len(head) != expected + MAC_SIZE:
+                raise WireError("header_size", f"stream head of {len(head)} bytes, fields say "
+                                               f"{expected} + MAC")
+            data, mac, header = [], head[expected:], head[:expected]
+        elif one_frame:
             total = expected + sum(lengths) + MAC_SIZE
             if len(head) != total:
                 raise WireError("frame_size", f"frame of {len(head)} bytes, its header "
@@ -397,8 +422,9 @@ class Codec:
                                          f"in '{self.mode}' (HYBRIDNET_KVSTORE_AUTH differs)")
         received = Message(cmd, flags & _NOT_MAC_FLAGS, key, req, {}, list(data), src_role,
                            src_rank, dst_role, dst_rank, nonce, seq)
-        if len(mac) != MAC_SIZE or not hmac.compare_digest(mac, self._mac(header, received,
-                                                                            flags)):
+        wanted = self._hmac(_STREAM_HEAD, header) if stream else self._mac(header, received,
+                                                                            flags)
+        if len(mac) != MAC_SIZE or not hmac.compare_digest(mac, wanted):
             raise WireError("bad_mac", "authentication failed (wrong secret or altered frame)")
         if cmd not in _COMMANDS:
             raise WireError("unknown_command", f"command {cmd}")
@@ -413,7 +439,61 @@ class Codec:
             if not isinstance(body, dict):
                 raise WireError("bad_body", f"body is a JSON {type(body).__name__}, not an object")
             received.body = body
+        if stream:
+            received.stream = header
         return received
+
+
+class StreamIn:
+    """The rest of a stream whose head ``msg`` was decoded (and its sender admitted): the
+    buffer each chunk goes to, the chunks' NH hashes, and the final check.
+
+    Args:
+        codec: the receiving node's ``Codec``.
+        msg: the decoded head (``msg.stream`` set).
+        frames: one writable uint8 array per data frame, of the announced sizes: where the
+            data goes (the message's ``frames`` once complete).
+    """
+
+    def __init__(self, codec: Codec, msg: Message, frames: list):
+        self.codec, self.msg, self.frames = codec, msg, frames
+        self.sizes = Codec.frame_sizes(msg.stream)
+        self._chunks = [(i, start) for i, size in enumerate(self.sizes)
+                        for start in range(0, size, STREAM_CHUNK)]
+        self._next = 0
+        self._flags = int.from_bytes(msg.stream[6:8], "little")
+        self._hashes = ([np.empty(2 * (-(-size // BLOCK_BYTES)), np.uint64) for size in self.sizes]
+                        if self._flags & Flag.MAC_NH else None)
+
+    def next_buffer(self):
+        """Where the next chunk goes (a uint8 array of its exact size), or None: the MAC is
+        next."""
+        if self._next == len(self._chunks):
+            return None
+        i, start = self._chunks[self._next]
+        return self.frames[i][start:start + STREAM_CHUNK]
+
+    def chunk_received(self) -> None:
+        """The chunk ``next_buffer`` named has arrived: hash it while the next one arrives."""
+        i, start = self._chunks[self._next]
+        self._next += 1
+        if self._hashes is not None:
+            first = 2 * (start // BLOCK_BYTES)
+            nh_hash_into(self.frames[i][start:start + STREAM_CHUNK], self.codec._nh_key,
+                         self._hashes[i][first:first + 2 * (STREAM_CHUNK // BLOCK_BYTES)])
+
+    def finish(self, mac: bytes) -> Message:
+        """The complete message, if ``mac`` is its MAC; else ``WireError``."""
+        msg, header = self.msg, self.msg.stream
+        msg.frames, msg.stream = list(self.frames), None
+        if self._hashes is not None:
+            msg.digest = b"".join(frame_digest(size, out)
+                                  for size, out in zip(self.sizes, self._hashes))
+        if len(mac) != MAC_SIZE or not hmac.compare_digest(
+                mac, self.codec._mac(header, msg, self._flags)):
+            raise WireError("bad_mac", "authentication of a stream failed (wrong secret or "
+                                       "altered data)")
+        return msg
 
 
 def _who(msg: Message) -> str:

@@ -327,6 +327,14 @@ class KVStoreDist(KVStore):
 
         def receive(on_complete):
             pendings = sent.pop()
+            # the pull owns ``into``'s write dependency from now on: a streamed reply (big
+            # values) is received straight into it, each server's slice into its place
+            into = _receivable(outs, info.dtype)
+            if into is not None:
+                flat = into._data.reshape(-1).view(np.uint8)
+                size = info.dtype.itemsize
+                for pending, start, stop in pendings:
+                    member.requests.set_sink(pending, [flat[start * size:stop * size]])
             left = [len(pendings)]
             lock = threading.Lock()
 
@@ -337,7 +345,7 @@ class KVStoreDist(KVStore):
                         return
                 info.pulling.difference_update(p for p, _, _ in pendings)
                 try:
-                    self._store_pulled(info, pendings, outs)
+                    self._store_pulled(info, pendings, outs, into)
                 except Exception as err:  # the pull's failure, raised by waits on ``outs``
                     on_complete(err)
                     return
@@ -356,8 +364,9 @@ class KVStoreDist(KVStore):
         engine.push_async(receive, [info.var], [o._var for o in outs], _HOST, COPY, priority,
                           what, inline=True)
 
-    def _store_pulled(self, info: _KeyInfo, pendings: list, outs: list) -> None:
-        """Write the replies of a pull (one per slice) to ``outs``; raise its error."""
+    def _store_pulled(self, info: _KeyInfo, pendings: list, outs: list, into) -> None:
+        """Write the replies of a pull (one per slice) to ``outs``; raise its error. Replies
+        received straight into ``into`` (one of ``outs``, or None) are not copied again."""
         error = next((p.error for p, _, _ in pendings if p.error is not None), None)
         if error is not None:
             if error is info.error:
@@ -366,17 +375,21 @@ class KVStoreDist(KVStore):
         # a refused push is answered before the pull, which is then answered at once
         self._raise_push_errors(info)
         meta = {"dtype": info.dtype_name}
-        if len(pendings) == 1:           # one server holds the key: no gathering copy
+        if len(pendings) == 1 and into is None:    # one server holds the key: no gathering
             meta["shape"] = list(info.shape)
             value = frame_array(pendings[0][0].replies[0], 0, meta)
         else:
-            value = np.empty(info.size, info.dtype)
+            value = (into._data if into is not None else np.empty(info.shape, info.dtype))
+            flat = value.reshape(-1)
             for pending, start, stop in pendings:
+                reply = pending.replies[0]
                 meta["shape"] = info.wire_shape(start, stop)
-                value[start:stop] = frame_array(pending.replies[0], 0, meta).reshape(-1)
-            value = value.reshape(info.shape)
+                piece = frame_array(reply, 0, meta)      # checked, also if already in place
+                if pending.sink is None or reply.frames[0] is not pending.sink[0]:
+                    flat[start:stop] = piece.reshape(-1)
         for o in outs:
-            _store(o, value)
+            if o is not into:
+                _store(o, value)
 
     # ---- servers' optimizer and compression ----------------------------------------------
     def _command_all(self, cmd: int, body: dict, what: str, frames=()) -> list:
@@ -526,6 +539,17 @@ def _host(arr, wait: bool = True) -> np.ndarray:
         arr.wait_to_read()
     data = arr._data
     return data.get() if arr.context.is_gpu else data
+
+
+def _receivable(outs: list, dtype: np.dtype):
+    """The first of ``outs`` a reply can be received into: host memory, C-contiguous,
+    writable, of the key's dtype (else None)."""
+    for o in outs:
+        data = o._data
+        if (not o.context.is_gpu and isinstance(data, np.ndarray) and data.dtype == dtype
+                and data.flags.c_contiguous and data.flags.writeable):
+            return o
+    return None
 
 
 def _store(out, value: np.ndarray) -> None:

@@ -313,6 +313,25 @@ def test_non_contiguous_output_buffer_is_written():
     assert not big[..., 1::2].any()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_non_contiguous_gradient_buffers_are_written(dtype):
+    """Non-contiguous dx and dw buffers (strided views; transposed, Fortran-ordered) get the
+    gradients of contiguous ones (float32 runs the panel kernels, float64 im2col + BLAS)."""
+    case = CASES[4]
+    arrays = [a.astype(dtype) for a in case.arrays()]
+    y, _ = _run_backward(case.op, case.params, arrays, None, "null")
+    head = np.random.RandomState(8).standard_normal(y.shape).astype(dtype)
+    _, want = _run_backward(case.op, case.params, arrays, head, "write")
+    op = get_op(case.op)
+    for make in (lambda shape: np.zeros(shape[:-1] + (2 * shape[-1],), dtype)[..., ::2],
+                 lambda shape: np.zeros(shape[::-1], dtype).T):
+        grads = [make(a.shape) for a in arrays]
+        op.backward(OpContext(np, mx.cpu(), None), op.parse_params(case.params), [head],
+                    arrays, [y], [], grads, ["write"] * len(arrays))
+        for g, w in zip(grads, want):
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
 # ---- shape inference ------------------------------------------------------------------------
 def _infer(op_name, shapes, **params):
     op = get_op(op_name)

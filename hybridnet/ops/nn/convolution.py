@@ -441,6 +441,7 @@ def conv_panels(view: ConvView, *, x=None, w=None, y=None, dy=None, dx=None, dw=
     mr, row = panels.MR, panels.ROW
     y, y_orig = _writable(np, y, req_y)
     dx, dx_orig = _writable(np, dx, req_dx)
+    dw, dw_orig = _writable(np, dw, req_dw)
     if x is not None:
         xpad = pad_input(np, np.ascontiguousarray(x).reshape((n_batch, c_) + in_sp), geo,
                          out_sp)
@@ -483,7 +484,7 @@ def conv_panels(view: ConvView, *, x=None, w=None, y=None, dy=None, dx=None, dw=
             panels.conv_data_grad_col(dy.reshape(-1), g * fg, fg, f_, wtp, dxpad, g * cg, cg,
                                       geo, out_sp, dyp, panel)
         assign(dx5, req_dx, dxpad[_interior(geo, dx5.shape)])
-    for buf, orig in ((y, y_orig), (dx, dx_orig)):
+    for buf, orig in ((y, y_orig), (dx, dx_orig), (dw, dw_orig)):
         if orig is not None:
             orig[...] = buf
 

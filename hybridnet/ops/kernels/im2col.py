@@ -24,7 +24,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["col2im", "col2im_xp", "im2col", "im2col_xp", "pad_input", "padded_shape"]
+__all__ = ["col2im", "col2im_xp", "im2col", "im2col_xp", "interior", "pad_input", "padded_shape"]
 
 
 def padded_shape(x_shape, geo: tuple, out_sp: tuple) -> tuple:
@@ -169,7 +169,8 @@ def _col2im_padded(col, dpad, geo, out_sp):
                         row += 1
 
 
-def _interior(geo, x_shape):
+def interior(geo, x_shape):
+    """The slices of a ``padded_shape`` array that hold the unpadded ``x_shape`` data."""
     pd, ph, pw = geo[6:9]
     d_, h_, w_ = x_shape[2:]
     return (slice(None), slice(None), slice(pd, pd + d_), slice(ph, ph + h_), slice(pw, pw + w_))
@@ -189,7 +190,7 @@ def pad_input(xp, x, geo: tuple, out_sp: tuple):
     if pshape == tuple(x.shape) and x.flags.c_contiguous:
         return x
     xpad = xp.zeros(pshape, x.dtype)
-    xpad[_interior(geo, x.shape)] = x
+    xpad[interior(geo, x.shape)] = x
     return xpad
 
 
@@ -214,7 +215,7 @@ def col2im(xp, col, dx, geo: tuple, out_sp: tuple) -> None:
         return
     dpad = np.zeros(pshape, dx.dtype)
     _col2im_padded(col, dpad, geo, out_sp)
-    dx += dpad[_interior(geo, dx.shape)]
+    dx += dpad[interior(geo, dx.shape)]
 
 
 def _tap_slices(geo, out_sp, i, j, k):
@@ -250,4 +251,4 @@ def col2im_xp(xp, col, dx, geo: tuple, out_sp: tuple) -> None:
         for j in range(kh):
             for k in range(kw):
                 dpad[_tap_slices(geo, out_sp, i, j, k)] += cols[:, i, j, k].transpose(1, 0, 2, 3, 4)
-    dx += dpad[_interior(geo, dx.shape)]
+    dx += dpad[interior(geo, dx.shape)]

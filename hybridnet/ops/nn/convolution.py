@@ -41,7 +41,7 @@ import numpy as np
 from ...base import ParamError, ShapeError, shape_str
 from ...engine.parallel import parallel_slices, parallel_sum
 from ..kernels import conv_panels as panels
-from ..kernels.im2col import _interior, col2im, im2col, pad_input, padded_shape
+from ..kernels.im2col import col2im, im2col, interior, pad_input, padded_shape
 from ..params import Param
 from ..registry import OpDef, assign, register
 
@@ -485,7 +485,7 @@ def conv_panels(view: ConvView, *, x=None, w=None, y=None, dy=None, dx=None, dw=
             wtp = _pack_rows(w[g * fg:(g + 1) * fg].T, mr)
             panels.conv_data_grad_col(dy.reshape(-1), g * fg, fg, f_, wtp, dxpad, g * cg, cg,
                                       geo, out_sp, dyp, panel)
-        assign(dx5, req_dx, dxpad[_interior(geo, dx5.shape)])
+        assign(dx5, req_dx, dxpad[interior(geo, dx5.shape)])
     for buf, orig in ((y, y_orig), (dx, dx_orig), (dw, dw_orig)):
         if orig is not None:
             orig[...] = buf

@@ -385,7 +385,7 @@ class Codec:
         if body_len > MAX_BODY:
             raise WireError("body_size", f"body of {body_len} bytes exceeds {MAX_BODY}")
         expected = _FIXED.size + nframes * _LEN.size + body_len
-        if len(head) < expected or (len(head) != expected and not one_frame):
+        if len(head) < expected or (len(head) != expected and not (one_frame or stream)):
             raise WireError("header_size", f"header of {len(head)} bytes, fields say {expected}")
         lengths = struct.unpack_from(f"<{nframes}Q", head, _FIXED.size)
         for i, length in enumerate(lengths):

@@ -41,11 +41,17 @@ _tile_panel = make_tile(ROW)       # broadcast operand = panel rows (weight grad
 
 
 @numba.njit(nogil=True, cache=True)
-def _segments(j0, cnt, n_pos, oh, ow, sd, sh, sw, hp, wp, in_sample, out_sample, segs):
-    """Split output positions j0 .. j0+cnt-1 into runs along output rows; per run
-    ``segs[s] = (input offset of its first position for tap 0 of channel 0, length,
-    column in the panel, output offset of its first position for filter 0, its index in
-    its sample)``. Returns the number of runs."""
+def _segments(j0, shape, geo, out_sp, f_total, segs):
+    """Split the panel of output positions from j0 (PANEL of them, fewer at the end) into
+    runs along output rows, for an input of ``shape`` (N, C, Dp, Hp, Wp) and an output of
+    ``f_total`` channels; per run ``segs[s] = (input offset of its first position for tap 0
+    of channel 0, length, column in the panel, output offset of its first position for
+    filter 0, its index in its sample)``. Returns (positions, runs)."""
+    n_, c_, dp, hp, wp = shape
+    sd, sh, sw = geo[3:6]
+    od, oh, ow = out_sp
+    n_pos = od * oh * ow
+    cnt = min(PANEL, n_ * n_pos - j0)
     ns = 0
     p = 0
     while p < cnt:
@@ -56,20 +62,22 @@ def _segments(j0, cnt, n_pos, oh, ow, sd, sh, sw, hp, wp, in_sample, out_sample,
         b = (rem // ow) % oh
         q = rem % ow
         run = min(ow - q, cnt - p)
-        segs[ns, 0] = n * in_sample + (a * sd * hp + b * sh) * wp + q * sw
+        segs[ns, 0] = n * c_ * dp * hp * wp + (a * sd * hp + b * sh) * wp + q * sw
         segs[ns, 1] = run
         segs[ns, 2] = p
-        segs[ns, 3] = n * out_sample + rem
+        segs[ns, 3] = (n * f_total) * n_pos + rem
         segs[ns, 4] = rem
         ns += 1
         p += run
-    return ns
+    return cnt, ns
 
 
 @numba.njit(nogil=True, cache=True)
-def _tap_offsets(c0, cg, geo, plane, hp, wp):
-    """Input offset of each (channel, tap) row relative to an output position's tap 0 --
-    increasing, so the last is the largest."""
+def _tap_offsets(c0, cg, shape, geo):
+    """Input offset of each (channel, tap) row of channels c0 .. c0+cg-1 relative to an output
+    position's tap 0, for an input of ``shape`` -- increasing, so the last is the largest."""
+    _n, _c, dp, hp, wp = shape
+    plane = dp * hp * wp
     kd, kh, kw = geo[:3]
     dd, dh, dw = geo[9:12]
     taps = np.empty(cg * kd * kh * kw, np.int64)
@@ -139,22 +147,16 @@ def conv_forward(xpad, c0, cg, wpk, y, f0, fg, f_total, bias, add, geo, out_sp, 
     (N, f_total, P) flat; ``panel`` K * ROW and ``cbuf`` ceil(fg / MR) * MR * ROW scratch
     elements.
     """
-    n_, c_, dp, hp, wp = xpad.shape
-    sd, sh, sw = geo[3:6]
-    od, oh, ow = out_sp
-    n_pos = od * oh * ow
-    plane = dp * hp * wp
+    sw = geo[5]
+    n_pos = out_sp[0] * out_sp[1] * out_sp[2]
     src = xpad.ravel()
-    taps = _tap_offsets(c0, cg, geo, plane, hp, wp)
+    taps = _tap_offsets(c0, cg, xpad.shape, geo)
     k_len = taps.size
     segs = np.empty((PANEL, 5), np.int64)
     mblocks = (fg + MR - 1) // MR
-    total = n_ * n_pos
     y_n = y.size
-    for j0 in range(0, total, PANEL):
-        cnt = min(PANEL, total - j0)
-        nseg = _segments(j0, cnt, n_pos, oh, ow, sd, sh, sw, hp, wp, c_ * plane,
-                         f_total * n_pos, segs)
+    for j0 in range(0, xpad.shape[0] * n_pos, PANEL):
+        cnt, nseg = _segments(j0, xpad.shape, geo, out_sp, f_total, segs)
         _fill(src, taps, sw, segs, nseg, panel)
         for blk in range(0, cnt, NR):
             for m in range(mblocks):
@@ -192,20 +194,14 @@ def conv_weight_grad(xpad, c0, cg, dy, f0, fg, f_total, dwt, fpad, geo, out_sp, 
     the L1 cache: the tile reads MR rows of it per step, and from L2 those loads stalled it
     (75 vs 107 GFLOP/s on AlexNet-R's 32->32 layer, whose 32 filters use each block once).
     """
-    n_, c_, dp, hp, wp = xpad.shape
-    sd, sh, sw = geo[3:6]
-    od, oh, ow = out_sp
-    n_pos = od * oh * ow
+    sw = geo[5]
+    n_pos = out_sp[0] * out_sp[1] * out_sp[2]
     kpad = dwt.size // fpad
-    plane = dp * hp * wp
     src = xpad.ravel()
-    taps = _tap_offsets(c0, cg, geo, plane, hp, wp)
+    taps = _tap_offsets(c0, cg, xpad.shape, geo)
     segs = np.empty((PANEL, 5), np.int64)
-    total = n_ * n_pos
-    for j0 in range(0, total, PANEL):
-        cnt = min(PANEL, total - j0)
-        nseg = _segments(j0, cnt, n_pos, oh, ow, sd, sh, sw, hp, wp, c_ * plane,
-                         f_total * n_pos, segs)
+    for j0 in range(0, xpad.shape[0] * n_pos, PANEL):
+        cnt, nseg = _segments(j0, xpad.shape, geo, out_sp, f_total, segs)
         # dy's values filter-contiguous per position; read along positions (filters are
         # n_pos apart in dy: a power of two there made a filter-inner gather 5x slower)
         for f in range(fg):
@@ -228,21 +224,15 @@ def conv_data_grad_col(dy, f0, fg, f_total, wtp, dxpad, c0, cg, geo, out_sp, dyp
     ``wtp``: w^T packed as (kpad / MR, fg, MR), taps past K zero; ``dyp`` fg * ROW and
     ``dcol`` kpad * ROW scratch elements.
     """
-    n_, c_, dp, hp, wp = dxpad.shape
-    sd, sh, sw = geo[3:6]
-    od, oh, ow = out_sp
-    n_pos = od * oh * ow
+    sw = geo[5]
+    n_pos = out_sp[0] * out_sp[1] * out_sp[2]
     kpad = wtp.size // fg
-    plane = dp * hp * wp
     dst = dxpad.ravel()
-    taps = _tap_offsets(c0, cg, geo, plane, hp, wp)
+    taps = _tap_offsets(c0, cg, dxpad.shape, geo)
     dy_n = dy.size
     segs = np.empty((PANEL, 5), np.int64)
-    total = n_ * n_pos
-    for j0 in range(0, total, PANEL):
-        cnt = min(PANEL, total - j0)
-        nseg = _segments(j0, cnt, n_pos, oh, ow, sd, sh, sw, hp, wp, c_ * plane,
-                         f_total * n_pos, segs)
+    for j0 in range(0, dxpad.shape[0] * n_pos, PANEL):
+        cnt, nseg = _segments(j0, dxpad.shape, geo, out_sp, f_total, segs)
         for f in range(fg):
             for s in range(nseg):
                 o = segs[s, 3] + (f0 + f) * n_pos

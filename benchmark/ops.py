@@ -251,16 +251,24 @@ def conv_pool_section(repeat: int, rounds: int) -> None:
         return [(hybridnet_eager(op, arrays, params, repeat),
                  hybridnet_op(op, arrays, params, repeat)) for _, op, arrays, params in layers]
     ours, mxt, note = _rounds(measure, mx_layers, repeat, rounds)
-    print("AlexNet-R convolution + pooling forward + backward, batch 128 (ms)")
-    print(f"{'layer':<22}{'hybridnet':>10}{'(op only)':>10}{'MXNet':>10}{'ratio':>8}")
+    print("AlexNet-R convolution + pooling forward + backward, batch 128 (ms; GFLOP/s of the "
+          "op's three products: forward, weight and data gradient)")
+    print(f"{'layer':<22}{'hybridnet':>10}{'(op only)':>10}{'GFLOP/s':>9}{'MXNet':>10}"
+          f"{'ratio':>8}")
     tot = np.zeros(3)
-    for i, ((name, _, _, _), (eager, op_t)) in enumerate(zip(layers, ours)):
+    for i, ((name, op, arrays, params), (eager, op_t)) in enumerate(zip(layers, ours)):
         m = mxt[i][0] if mxt else None
         ratio = f"{eager / m:>7.2f}x" if m else f"{'-':>8}"
-        print(f"{name:<22}{_ms(eager):>10}{_ms(op_t):>10}{_ms(m):>10}{ratio}")
+        rate = ""
+        if op == "Convolution":     # 2 FLOPs per MAC, N * C * (kh * kw) * F * output positions
+            n, c, h, w = arrays[0].shape                   # (pad keeps the size here)
+            kh, kw = params["kernel"]
+            rate = f"{6 * n * c * kh * kw * params['num_filter'] * h * w / op_t / 1e9:.0f}"
+        print(f"{name:<22}{_ms(eager):>10}{_ms(op_t):>10}{rate:>9}{_ms(m):>10}{ratio}")
         tot += (eager, op_t, m or 0)
     ratio = f"{tot[0] / tot[2]:>7.2f}x" if mxt else f"{'-':>8}"
-    print(f"{'total':<22}{_ms(tot[0]):>10}{_ms(tot[1]):>10}{_ms(tot[2] if mxt else None):>10}"
+    print(f"{'total':<22}{_ms(tot[0]):>10}{_ms(tot[1]):>10}{'':>9}"
+          f"{_ms(tot[2] if mxt else None):>10}"
           f"{ratio}   (target: <= 1.50x)")
     if note:
         print(note)

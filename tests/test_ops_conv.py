@@ -467,13 +467,13 @@ _HASWELL = ("+64bit,+avx,+avx2,+bmi,+bmi2,+cx16,+f16c,+fma,+lzcnt,+movbe,+popcnt
 
 
 def test_panel_kernels_with_eight_float_vectors(tmp_path):
-    """On CPUs without AVX-512 the GEMM tile uses 8-float vectors and a 2 x 32 tile: the panel
-    tests pass again in a process whose numba compiles for Haswell."""
+    """On CPUs without AVX-512 the GEMM tile uses 8-float vectors and a 2 x 32 tile: the tile's
+    and the panel kernels' tests pass again in a process whose numba compiles for Haswell."""
     script = ("import sys, pytest\n"
               "from hybridnet.ops.kernels import gemm_tile\n"
               "assert (gemm_tile.VW, gemm_tile.MR) == (8, 2), (gemm_tile.VW, gemm_tile.MR)\n"
               f"sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', '{__file__}', "
-              "'-k', 'panel_kernels_match']))\n")
+              "'test_gemm_tile.py', '-k', 'panel_kernels_match or tile_matches']))\n")
     env = dict(os.environ, NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES=_HASWELL,
                NUMBA_CACHE_DIR=str(tmp_path))
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,

@@ -24,7 +24,8 @@ The shape follows the CPU numba compiles for: with AVX-512, 16-float vectors and
 vectors and a 2 x 32 tile (8 accumulators, 4 B vectors and a broadcast of 16). ``NR`` is 32
 either way.
 Numba compiles for the host CPU and keys its on-disk cache by it, so the choice and the cached
-machine code always agree.
+machine code always agree. (Numba checks only a cached function's own source file: after
+editing this file, clear the callers' caches -- ``__pycache__/conv_panels.*.nb[ci]``.)
 """
 from __future__ import annotations
 

@@ -72,6 +72,12 @@ class RawEcho:
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.connect(f"tcp://127.0.0.1:{port}")
 
+    def cpu_seconds(self) -> float:
+        """CPU time the echo process has used so far (Linux)."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def roundtrip(self, arr: np.ndarray) -> None:
         self.sock.send(memoryview(arr).cast("B"), copy=False)
         self.sock.recv(copy=False)
@@ -104,7 +110,12 @@ def part_bandwidth(rounds: int, sizes: list) -> dict:
             dst.wait_to_read()
 
         pair = [("raw", lambda arr=raw_arr: echo.roundtrip(arr)), ("kv", kv_round)]
+        peer_cpu = {"raw": [0.0, echo.cpu_seconds],
+                    "kv": [0.0, lambda: kv._server_stats()[0]["cpu_seconds"]]}
         for i in range(n + 2):
+            if i == 2:          # the peers' CPU time over the timed rounds
+                for name in peer_cpu:
+                    peer_cpu[name][0] = peer_cpu[name][1]()
             for name, fn in (pair if i % 2 else pair[::-1]):    # alternate who goes first
                 c0, t0 = _cpu(), time.perf_counter()
                 fn()
@@ -112,9 +123,11 @@ def part_bandwidth(rounds: int, sizes: list) -> dict:
                 if i >= 2:           # two warm-ups
                     times[name].append(t)
                     cpus[name].append(c)
+        peer = {name: (get() - start) / n for name, (start, get) in peer_cpu.items()}
         assert np.array_equal(dst.asnumpy(), raw_arr), "pulled value differs from the push"
         out["sizes"][str(size)] = {name: {"time": float(np.median(times[name])),
-                                          "cpu": float(np.median(cpus[name]))}
+                                          "cpu": float(np.median(cpus[name])),
+                                          "peer_cpu": peer[name]}
                                    for name in times}
     echo.close()
     # latency of 1 KB keys: one at a time, then 100 in flight
@@ -181,8 +194,10 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     print("\n1. push+pull vs raw pyzmq echo (1 worker, 1 server, loopback; median of "
           f"{rounds} rounds, then of {args.repeat} job(s) per mode; x = raw time / kv time)")
+    print("   cpu ms: CPU time per round trip of the worker process (w) and its peer (p: the "
+          "server, or the echo process)")
     print(f"{'auth':>7} {'size':>9} {'raw ms':>9} {'kv ms':>9} {'raw GB/s':>9} {'kv GB/s':>9} "
-          f"{'ratio':>6} {'kv cpu ms':>10}")
+          f"{'ratio':>6} {'raw cpu w+p':>12} {'kv cpu w+p':>12}")
     modes = args.auth.split(",")
     runs = {auth: [] for auth in modes}
     for _ in range(args.repeat):            # the modes alternate run by run
@@ -194,15 +209,17 @@ def main() -> None:
     for auth in modes:
         for size in runs[auth][0]["sizes"]:
             rs = [res["sizes"][size] for res in runs[auth]]
-            raw, kvt, cpu = (float(np.median([r[who][what] for r in rs])) for who, what in
-                             (("raw", "time"), ("kv", "time"), ("kv", "cpu")))
+            raw, kvt, raw_w, raw_p, kv_w, kv_p = (
+                float(np.median([r[who][what] for r in rs])) for who, what in
+                (("raw", "time"), ("kv", "time"), ("raw", "cpu"), ("raw", "peer_cpu"),
+                 ("kv", "cpu"), ("kv", "peer_cpu")))
             ratio = float(np.median([r["raw"]["time"] / r["kv"]["time"] for r in rs]))
             kv_times[(auth, int(size))] = kvt
             size = int(size)
             label = f"{size >> 20} MiB" if size >= 1 << 20 else f"{size >> 10} KiB"
             print(f"{auth:>7} {label:>9} {raw * 1e3:9.3f} {kvt * 1e3:9.3f} "
                   f"{2 * size / raw / 1e9:9.2f} {2 * size / kvt / 1e9:9.2f} {ratio:6.2f} "
-                  f"{cpu * 1e3:10.2f}")
+                  f"{raw_w * 1e3:5.1f}+{raw_p * 1e3:<5.1f} {kv_w * 1e3:6.1f}+{kv_p * 1e3:<5.1f}")
         single, batched = (float(np.median([res["latency_1k"][k] for res in runs[auth]]))
                            for k in ("single", "batched"))
         print(f"{auth:>7} 1 KB key push+pull latency: {single * 1e6:.0f} us one at a time, "

@@ -32,8 +32,9 @@ def split_one_frame(frame: bytes, data_bytes: int) -> tuple:
 
 
 def push_message(arr, **kw):
-    return Message(Cmd.PUSH, key=7, req=3, body=array_meta(arr), frames=[arr], src_role=Role.WORKER,
-                   src_rank=1, dst_role=Role.SERVER, dst_rank=0, nonce=99, seq=5, **kw)
+    fields = dict(key=7, req=3, body=array_meta(arr), frames=[arr], src_role=Role.WORKER,
+                  src_rank=1, dst_role=Role.SERVER, dst_rank=0, nonce=99, seq=5)
+    return Message(Cmd.PUSH, **{**fields, **kw})
 
 
 def roundtrip(c, msg, decoder=None):
@@ -233,9 +234,11 @@ def _fuzz_frames(rng: random.Random, secret: bytes, job: str, n: int):
                    seq=1, dst_role=Role.SERVER, dst_rank=0)
     good = [bytes(p) for p in c.encode(push)]
     (one,) = Codec(secret, job).encode(push)
-    # the same header claiming that its MAC follows as the next message (which it does not)
-    trailing = struct.unpack_from("<H", good[0], 6)[0] | Flag.MAC_TRAILER
-    held = [good[0][:6] + struct.pack("<H", trailing) + good[0][8:]] + good[1:-1]
+    # the head of a stream (1 MiB of data) from a sender that is no member, then its chunks
+    big = Message(Cmd.PUSH, key=0, body={"dtype": "uint8", "shape": [1 << 20]},
+                  frames=[bytes(1 << 20)], src_role=Role.WORKER, src_rank=0, nonce=1, seq=3,
+                  dst_role=Role.SERVER, dst_rank=0)
+    (stream_head,), stream_chunks, _ = c.encode_streamed(big)
 
     def flipped(frame: bytes) -> list:
         i = rng.randrange(len(frame))
@@ -263,8 +266,10 @@ def _fuzz_frames(rng: random.Random, secret: bytes, job: str, n: int):
         lambda: [one + rng.randbytes(rng.randint(1, 64))],                    # too long
         lambda: [one, rng.randbytes(rng.randint(0, 64))],                     # extra part
         lambda: flipped(one),                                                 # altered bit
-        lambda: held,                              # joined with the next message, or dropped
-        lambda: [rng.randbytes(32)],               # a stray 'trailing MAC'
+        lambda: [stream_head],                                                # not a member
+        lambda: flipped(stream_head),                                         # altered head
+        lambda: [bytes(stream_chunks[0][:rng.randint(0, 4096)])],             # a stray chunk
+        lambda: [rng.randbytes(32)],                                          # a stray MAC
     ]
     for _ in range(n):
         yield rng.choice(kinds)()
@@ -312,7 +317,7 @@ def test_fuzzing_the_server_and_scheduler_never_kills_them(tmp_path):
         drops = result["stats"]["drops"]
         assert sum(drops.values()) >= 0.85 * sent, drops        # the rest went to the scheduler
         assert {"bad_mac", "frame_count", "frame_size", "header_size", "magic", "version",
-                "unknown_sender", "unknown_command", "wrong_job", "no_trailer"} <= set(drops), \
+                "unknown_sender", "unknown_command", "wrong_job"} <= set(drops), \
             drops
         assert result["refused"] == 11 * result["rounds"]
         assert rss_after - rss_before < 16 * 1024
@@ -394,28 +399,121 @@ def test_nodes_binding_in_a_port_range_leave_the_schedulers_port_alone():
             node.close(0)
 
 
-def test_megabyte_messages_send_their_mac_as_the_next_message():
+def _receive_stream(c, parts, chunks, mac, into=None):
+    """Decode a stream as a receiver does: the head, each chunk into its buffer, the MAC."""
+    from hybridnet.kvstore.dist.wire import StreamIn
+    head = c.decode([bytes(p) for p in parts])
+    sizes = Codec.frame_sizes(head.stream)
+    stream = StreamIn(c, head, [np.empty(n, np.uint8) for n in sizes] if head.is_reply else None)
+    for chunk in chunks:
+        assert stream.next_size() == len(chunk)
+        target = stream.next_buffer()
+        if head.is_reply:
+            target[:] = np.frombuffer(chunk, np.uint8)
+            stream.chunk_received()
+        else:
+            assert target is None
+            stream.chunk_received(bytes(chunk))
+    assert stream.next_size() is None
+    return stream.finish(mac)
+
+
+@pytest.mark.parametrize("mode", ["full", "header"])
+def test_megabyte_messages_are_streams_of_chunks_checked_as_a_whole(mode):
     from hybridnet.kvstore.dist import wire
-    arr = np.random.RandomState(1).rand(wire.TRAILER_MIN // 4).astype(np.float32)
-    parts, trailer = codec().encode_streamed(push_message(arr))
-    assert len(parts) == 2 and parts[1] is arr and Codec.awaits_trailer(parts[0])
-    mac = trailer()
-    assert mac == codec().encode(push_message(arr))[-1]          # the same MAC as one message
-    wire_parts = [bytes(parts[0]), arr.tobytes(), mac]
-    got = codec().decode(wire_parts)
+    c = codec(mode)
+    arr = np.random.RandomState(1).rand((wire.STREAM_CHUNK * 5 // 2 + 100) // 4) \
+        .astype(np.float32)
+    request = c.encode_streamed(push_message(arr))      # a request's frames go whole
+    assert len(request[1]) == 1 and len(request[1][0]) == arr.nbytes
+    got = _receive_stream(c, request[0], request[1], request[2]())
     np.testing.assert_array_equal(frame_array(got), arr)
-    assert not got.flags & Flag.MAC_TRAILER                       # a wire flag, not the message's
-    tampered = bytearray(wire_parts[1])
-    tampered[len(tampered) // 3] ^= 0x80
-    with pytest.raises(WireError, match="bad_mac"):
-        codec().decode([wire_parts[0], bytes(tampered), mac])
-    undone = struct.unpack_from("<H", wire_parts[0], 6)[0] & ~Flag.MAC_TRAILER
-    with pytest.raises(WireError, match="bad_mac"):                # the flag is authenticated
-        codec().decode([wire_parts[0][:6] + struct.pack("<H", undone) + wire_parts[0][8:],
-                        wire_parts[1], mac])
-    smaller = codec().encode_streamed(push_message(arr[:-1]))
-    assert smaller[1] is None and not Codec.awaits_trailer(smaller[0][0])
-    assert codec("header").encode_streamed(push_message(arr))[1] is None
+    parts, chunks, trailer = c.encode_streamed(push_message(arr, flags=Flag.REPLY))
+    assert len(parts) == 1 and len(chunks) == 3                 # 2.5 chunks of data, + 100 B
+    assert [len(ch) for ch in chunks] == [wire.STREAM_CHUNK] * 2 + [arr.nbytes - 2 *
+                                                                      wire.STREAM_CHUNK]
+    assert all(np.shares_memory(np.frombuffer(ch, np.uint8), arr) for ch in chunks)  # no copy
+    header = parts[0][:-32]
+    assert parts[0][-32:] == hmac.new(SECRET, b"\x01stream-head" + header,
+                                      hashlib.sha256).digest()
+    mac = trailer()
+    if mode == "full":     # the MAC a one-message form would carry: header + NH digest
+        assert mac == hmac.new(SECRET, header + c.digest([arr]), hashlib.sha256).digest()
+    else:
+        assert mac == hmac.new(SECRET, header, hashlib.sha256).digest()
+    got = _receive_stream(c, parts, chunks, mac)
+    np.testing.assert_array_equal(frame_array(got), arr)
+    assert (got.cmd, got.key, got.seq, got.flags, got.stream) == (Cmd.PUSH, 7, 5, Flag.REPLY,
+                                                                   None)
+    assert got.digest == (c.digest([arr]) if mode == "full" else None)
+    with pytest.raises(WireError, match="stream"):     # the one-message form does not exist
+        c.encode(push_message(arr))
+    with pytest.raises(WireError, match="bad_mac"):    # a forged or altered head
+        c.decode([parts[0][:40] + bytes([parts[0][40] ^ 1]) + parts[0][41:]])
+    with pytest.raises(WireError, match="bad_mac"):    # a chunk's MAC is no head MAC
+        c.decode([header + mac])
+    if mode == "full":     # any altered, moved or swapped data byte fails the final check
+        for offset in (0, wire.STREAM_CHUNK + 7, arr.nbytes - 1):
+            data = bytearray(arr.tobytes())
+            data[offset] ^= 0x10
+            tampered = [bytes(data[i:i + wire.STREAM_CHUNK])
+                        for i in range(0, len(data), wire.STREAM_CHUNK)]
+            with pytest.raises(WireError, match="bad_mac"):
+                _receive_stream(c, parts, tampered, mac)
+        with pytest.raises(WireError, match="bad_mac"):
+            _receive_stream(c, parts, [chunks[1], chunks[0], chunks[2]], mac)
+    smaller = c.encode_streamed(push_message(arr[:(wire.STREAM_MIN // 4) - 1]))
+    assert smaller[1] == [] and smaller[2] is None
+
+
+def test_transport_receives_streams_into_the_given_buffers_and_drops_broken_ones():
+    from hybridnet.kvstore.dist import wire
+    c = codec()
+    arr = np.random.RandomState(3).rand(wire.STREAM_CHUNK * 3 // 8).astype(np.float32)
+    failed = []
+    with _server_client_and_raw(c) as (server, client, raw):
+        sink = np.zeros(arr.nbytes, np.uint8)
+        server.sink_for = lambda head: [sink] if head.key == 1 else None
+        server.on_stream_error = lambda head, err: failed.append((head.key, err.reason))
+
+        def receive(count):
+            got, deadline = [], time.monotonic() + 10
+            while len(got) < count and time.monotonic() < deadline:
+                item = server.recv(0.1)
+                if item is not None:
+                    got.append(item[1])
+            return got
+        client.send("s", push_message(arr, key=1, flags=Flag.REPLY))
+        client.send("s", push_message(arr, key=2, flags=Flag.REPLY))
+        client.send("s", push_message(arr, key=1))     # a request: whole, without a copy
+        one, two, request = receive(3)
+        assert one.frames[0] is sink and np.array_equal(frame_array(one), arr)
+        assert np.array_equal(frame_array(two), arr) and frame_array(two).flags.writeable
+        assert isinstance(request.frames[0], zmq.Frame) and request.frames[0] is not sink
+        assert np.array_equal(frame_array(request), arr) and request.digest == c.digest([arr])
+        assert client.bytes_sent[(Role.SERVER, 0)] == server.bytes_recv[(Role.WORKER, 0)]
+        # an admitted peer whose stream is altered in flight: dropped, its sink reported
+        parts, chunks, trailer = c.encode_streamed(Message(
+            Cmd.PUSH, Flag.REPLY, key=1, body=array_meta(arr), frames=[arr],
+            src_role=Role.WORKER, src_rank=5, dst_role=Role.SERVER, dst_rank=0, nonce=77, seq=1))
+        raw.send(parts[0])
+        raw.send(bytes(chunks[0]))
+        raw.send(bytes(chunks[1])[:-1] + b"\x00")
+        raw.send(trailer())
+        # ... and a stream cut by another message: dropped as a whole
+        parts, chunks, trailer = c.encode_streamed(Message(
+            Cmd.PUSH, Flag.REPLY, key=2, body=array_meta(arr), frames=[arr],
+            src_role=Role.WORKER, src_rank=5, dst_role=Role.SERVER, dst_rank=0, nonce=77, seq=2))
+        raw.send(parts[0])
+        raw.send_multipart([b"a", b"b"])
+        client.send("s", push_message(arr, key=3))      # the good client is still served
+        (three,) = receive(1)
+        assert three.key == 3 and np.array_equal(frame_array(three), arr)
+        deadline = time.monotonic() + 5
+        while sum(server.drops.counts.values()) < 2 and time.monotonic() < deadline:
+            server.recv(0.1)
+        assert server.drops.counts["bad_mac"] == 1 and server.drops.counts["stream"] == 1
+        assert failed == [(1, "bad_mac")]
 
 
 def test_a_given_digest_is_used_instead_of_hashing_and_decode_returns_it():
@@ -433,24 +531,3 @@ def test_a_given_digest_is_used_instead_of_hashing_and_decode_returns_it():
     stale = push_message(arr + 1, digest=got.digest)
     with pytest.raises(WireError, match="bad_mac"):
         roundtrip(c, stale)
-
-
-def test_transport_joins_a_message_with_its_trailing_mac_and_drops_one_without():
-    from hybridnet.kvstore.dist import wire
-    c = codec()
-    arr = np.random.RandomState(3).rand(wire.TRAILER_MIN // 4).astype(np.float32)
-    with _server_client_and_raw(c) as (server, client, raw):
-        # a raw peer sends a message announcing a trailing MAC, then something else
-        parts, trailer = c.encode_streamed(Message(
-            Cmd.PUSH, key=1, body=array_meta(arr), frames=[arr], src_role=Role.WORKER,
-            src_rank=5, dst_role=Role.SERVER, dst_rank=0, nonce=77, seq=1))
-        raw.send_multipart([bytes(parts[0]), arr.tobytes()])
-        raw.send_multipart([b"not a mac"])
-        client.send("s", push_message(arr))
-        got, deadline = None, time.monotonic() + 5
-        while (got is None or not server.drops.counts) and time.monotonic() < deadline:
-            got = server.recv(0.1) or got
-        _, msg = got
-        np.testing.assert_array_equal(frame_array(msg), arr)
-        assert server.drops.counts["no_trailer"] == 1    # then "not a mac" is no message
-        assert client.bytes_sent[(Role.SERVER, 0)] == server.bytes_recv[(Role.WORKER, 0)]

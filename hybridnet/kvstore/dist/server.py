@@ -238,7 +238,8 @@ class KVServer:
             "bytes_recv": sum(transport.bytes_recv.values()),
             "bytes_sent": sum(transport.bytes_sent.values()),
             "messages_recv": transport.messages_recv,
-            "drops": dict(transport.drops.counts), "sync": self.sync, **memory_kib()})
+            "drops": dict(transport.drops.counts), "sync": self.sync,
+            "cpu_seconds": time.process_time(), **memory_kib()})
 
     def _state_get(self, msg: Message) -> None:
         if self.updater is None:

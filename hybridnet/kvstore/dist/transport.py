@@ -7,10 +7,10 @@ carry traffic in one direction only, as in ps-lite, and no socket is ever shared
 at once. Array frames of 64 KiB and more are sent without copies (``copy=False``); with
 ``track=True`` the caller gets trackers telling when ZeroMQ no longer reads the buffer. A
 stream (wire.py, flag STREAM: 1 MiB of data and more) is sent as its messages in a row under
-the peer's lock; the receiver takes each chunk straight into its destination with
-``recv_into`` and hashes it while the next one arrives. The destination is what ``sink_for``
-names for the stream (a worker's pulled array) or a new buffer; a stream that fails after its
-data went to a ``sink_for`` buffer is reported to ``on_stream_error``.
+the peer's lock. A streamed reply's chunks are received straight into their destination with
+``recv_into`` -- what ``sink_for`` names (a worker's pulled array) or a new buffer -- and a
+stream that fails after its data went to a ``sink_for`` buffer is reported to
+``on_stream_error``; a streamed request's frames arrive whole, without a copy.
 
 Liveness: ZMTP heartbeats run on every socket, answered by libzmq's own I/O thread (no GIL),
 so a busy process stays alive while a dead, frozen or cut-off one loses its connection. A
@@ -255,35 +255,43 @@ class Transport:
         return identity, msg
 
     def _open_stream(self, identity: bytes, head: Message) -> None:
-        """An admitted sender's stream starts: its data goes to ``sink_for``'s buffers when
-        they fit the announced sizes, else to new ones."""
-        sizes = self.codec.frame_sizes(head.stream)
-        sinks = self.sink_for(head) if self.sink_for is not None else None
-        if sinks is not None and (len(sinks) != len(sizes) or any(
-                not isinstance(b, np.ndarray) or b.dtype != np.uint8 or b.ndim != 1
-                or b.size != n or not b.flags.writeable for b, n in zip(sinks, sizes))):
-            sinks = None
-        self._streams[identity] = (StreamIn(self.codec, head, sinks or
-                                            [np.empty(n, np.uint8) for n in sizes]),
-                                   sinks is not None)
+        """An admitted sender's stream starts. A reply's data goes to ``sink_for``'s buffers
+        when they fit the announced sizes, else to new ones."""
+        buffers = sunk = None
+        if head.is_reply:
+            sizes = self.codec.frame_sizes(head.stream)
+            buffers = self.sink_for(head) if self.sink_for is not None else None
+            if buffers is not None and (len(buffers) != len(sizes) or any(
+                    not isinstance(b, np.ndarray) or b.dtype != np.uint8 or b.ndim != 1
+                    or b.size != n or not b.flags.writeable for b, n in zip(buffers, sizes))):
+                buffers = None
+            sunk = buffers is not None
+            if buffers is None:
+                buffers = [np.empty(n, np.uint8) for n in sizes]
+        self._streams[identity] = (StreamIn(self.codec, head, buffers), sunk)
 
     def _recv_stream(self, identity: bytes, entry) -> tuple | None:
-        """The next message of the stream open on connection ``identity``: a chunk, received
-        into its place, or the final MAC."""
+        """The next message of the stream open on connection ``identity``: a chunk, or the
+        final MAC."""
         stream, sunk = entry
         router = self._router
-        target = stream.next_buffer()
+        due = stream.next_size()
         peer = (stream.msg.src_role, stream.msg.src_rank)
-        if target is not None:
-            size = router.recv_into(target)
+        if due is not None:
+            target = stream.next_buffer()
+            if target is not None:
+                size, frame = router.recv_into(target), None
+            else:
+                frame = router.recv(copy=due < _ZERO_COPY_MIN)
+                size = len(frame)
             failure = None
-            if size != target.size:
-                failure = f"a chunk of {size} bytes where {target.size} were due"
+            if size != due:
+                failure = f"a chunk of {size} bytes where {due} were due"
             elif router.getsockopt(zmq.RCVMORE):
                 failure = "a multipart message where a chunk was due"
             if failure is None:
                 self.bytes_recv[peer] += size
-                stream.chunk_received()
+                stream.chunk_received(frame)
                 return None
         else:
             mac = router.recv()

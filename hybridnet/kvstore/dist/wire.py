@@ -29,17 +29,24 @@ data frame's length, so even in ``header`` mode a frame of another size is rejec
   digest (``Message.digest``) instead of hashing them again.
 
 **Streams.** A message with 1 MiB of data or more (flag STREAM, any auth mode) travels as a
-sequence of ZeroMQ messages on one connection, so that the receiver checks and stores the data
-while the rest is still on its way::
+sequence of ZeroMQ messages on one connection::
 
     [header + head MAC]  [chunk 0]  [chunk 1] ...  [mac]
 
 The head MAC is HMAC-SHA256(secret, "\x01stream-head" + header): the receiver knows who sends
-what (and that the sequence number is fresh) before it accepts a single data byte, and only
-then picks where the data goes -- a worker's pull reply is received straight into the pulled
-array (``Transport.sink_for``). Each data frame follows as chunks of ``STREAM_CHUNK`` bytes
-(the last one shorter), each its own message, hashed (NH, 'full' mode) as it arrives; the
-final ``mac`` is the message's MAC as above, so it still covers the header and every data byte.
+what (and that the sequence number is fresh) before it accepts a single data byte. The final
+``mac`` is the message's MAC as above, so it still covers the header and every data byte; the
+sender computes it while ZeroMQ already moves the data. Chunks are
+
+- for a reply (flag REPLY): each data frame cut in chunks of ``STREAM_CHUNK`` bytes (the last
+  one shorter). The receiver takes each chunk straight into the reply's destination -- a
+  worker's pull is received into the pulled array (``Transport.sink_for``) -- and hashes it
+  (NH, 'full' mode) while the next one arrives: no copy and no hashing is left when the last
+  byte is in;
+- for a request: each data frame whole, received without a copy and kept as the value (a
+  server adopts pushed bytes; cutting them would cost it a copy, and chunks queued in ZeroMQ
+  while it copies would raise its peak memory).
+
 A stream whose chunks or MAC are wrong is dropped as a whole (``StreamIn``); what it wrote to
 its destination is then garbage, and the transport reports the failure (``on_stream_error``).
 
@@ -339,7 +346,8 @@ class Codec:
             chunks = []
             for frame in msg.frames:
                 view = memoryview(_frame_view(frame)).cast("B")
-                chunks += [view[i:i + STREAM_CHUNK] for i in range(0, view.nbytes, STREAM_CHUNK)]
+                step = STREAM_CHUNK if flags & Flag.REPLY else max(1, view.nbytes)
+                chunks += [view[i:i + step] for i in range(0, view.nbytes, step)]
             head = header + self._hmac(_STREAM_HEAD, header)
             return [head], chunks, lambda: self._mac(header, msg, flags)
         mac = self._mac(header, msg, flags)
@@ -446,41 +454,56 @@ class Codec:
 
 class StreamIn:
     """The rest of a stream whose head ``msg`` was decoded (and its sender admitted): the
-    buffer each chunk goes to, the chunks' NH hashes, and the final check.
+    chunks due, where they go, their NH hashes, and the final check.
 
     Args:
         codec: the receiving node's ``Codec``.
         msg: the decoded head (``msg.stream`` set).
-        frames: one writable uint8 array per data frame, of the announced sizes: where the
-            data goes (the message's ``frames`` once complete).
+        frames: for a reply, one writable uint8 array per data frame, of the announced sizes:
+            where the chunks go (the message's ``frames`` once complete). None for a request,
+            whose frames arrive whole (``chunk_received(frame)``).
     """
 
-    def __init__(self, codec: Codec, msg: Message, frames: list):
-        self.codec, self.msg, self.frames = codec, msg, frames
+    def __init__(self, codec: Codec, msg: Message, frames: list | None):
+        self.codec, self.msg = codec, msg
         self.sizes = Codec.frame_sizes(msg.stream)
-        self._chunks = [(i, start) for i, size in enumerate(self.sizes)
-                        for start in range(0, size, STREAM_CHUNK)]
+        self.frames = frames if frames is not None else []
+        self.into_buffers = frames is not None
+        step = STREAM_CHUNK if msg.is_reply else None
+        self._chunks = [(i, start, min(step or size, size - start))
+                        for i, size in enumerate(self.sizes)
+                        for start in range(0, size, step or max(1, size))]
         self._next = 0
         self._flags = int.from_bytes(msg.stream[6:8], "little")
         self._hashes = ([np.empty(2 * (-(-size // BLOCK_BYTES)), np.uint64) for size in self.sizes]
                         if self._flags & Flag.MAC_NH else None)
 
-    def next_buffer(self):
-        """Where the next chunk goes (a uint8 array of its exact size), or None: the MAC is
-        next."""
-        if self._next == len(self._chunks):
-            return None
-        i, start = self._chunks[self._next]
-        return self.frames[i][start:start + STREAM_CHUNK]
+    def next_size(self) -> int | None:
+        """The byte size of the next chunk, or None: the MAC is next."""
+        return self._chunks[self._next][2] if self._next < len(self._chunks) else None
 
-    def chunk_received(self) -> None:
-        """The chunk ``next_buffer`` named has arrived: hash it while the next one arrives."""
-        i, start = self._chunks[self._next]
+    def next_buffer(self):
+        """Where the next chunk goes (a uint8 array of its size), or None: it comes whole and
+        is handed to ``chunk_received``."""
+        if not self.into_buffers:
+            return None
+        i, start, size = self._chunks[self._next]
+        return self.frames[i][start:start + size]
+
+    def chunk_received(self, frame=None) -> None:
+        """The next chunk has arrived (into ``next_buffer``, or as ``frame``): hash it while
+        the next one arrives."""
+        i, start, size = self._chunks[self._next]
         self._next += 1
+        if frame is not None:
+            self.frames.append(frame)
+            data = _frame_view(frame)
+        else:
+            data = self.frames[i][start:start + size]
         if self._hashes is not None:
             first = 2 * (start // BLOCK_BYTES)
-            nh_hash_into(self.frames[i][start:start + STREAM_CHUNK], self.codec._nh_key,
-                         self._hashes[i][first:first + 2 * (STREAM_CHUNK // BLOCK_BYTES)])
+            nh_hash_into(data, self.codec._nh_key,
+                         self._hashes[i][first:first + 2 * (-(-size // BLOCK_BYTES))])
 
     def finish(self, mac: bytes) -> Message:
         """The complete message, if ``mac`` is its MAC; else ``WireError``."""

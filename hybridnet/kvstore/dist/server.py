@@ -32,6 +32,7 @@ ranks; longer than HYBRIDNET_KVSTORE_STALL_ABORT stops the job.
 from __future__ import annotations
 
 import logging
+import resource
 import sys
 import time
 
@@ -239,7 +240,8 @@ class KVServer:
             "bytes_sent": sum(transport.bytes_sent.values()),
             "messages_recv": transport.messages_recv,
             "drops": dict(transport.drops.counts), "sync": self.sync,
-            "cpu_seconds": time.process_time(), **memory_kib()})
+            "cpu_seconds": time.process_time(), "page_faults": _page_faults(),
+            **memory_kib()})
 
     def _state_get(self, msg: Message) -> None:
         if self.updater is None:
@@ -370,6 +372,11 @@ def memory_kib() -> dict:
                 "hwm_kib": int(fields["VmHWM"].split()[0])}
     except (OSError, KeyError, ValueError):
         return {}
+
+
+def _page_faults() -> int:
+    """Minor page faults of this process so far (fresh memory touched)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 class _Refused(Exception):

@@ -11,7 +11,12 @@ writes its output array; compute that does not touch them overlaps the communica
 at once from the calling thread (a thread hand-off costs more than the send). A pull is two
 pieces of engine work: sending the request (ordered after the key's push), then -- completed
 from the receive thread when the replies arrive (``push_async``) -- writing the value to the
-outputs. No engine thread ever waits for the network. In dist_sync, once a small key's push has
+outputs. No engine thread ever waits for the network. A value of 1 MiB and more arrives as a
+stream (wire.py) received straight into the pull's output array (the first ``out`` in host
+memory, C-contiguous, of the key's dtype; each server's slice into its place) and checked
+while it arrives: no copy and no hashing is left once its last byte is in. If such a reply
+fails authentication, the pull fails with ``KVStoreDistError`` and that array's content is
+undefined (as it is when the job aborts during the pull). In dist_sync, once a small key's push has
 been followed by a pull, its next push asks the server for that pull's answer in advance
 (``_ask_early_pull``), and the pull sends nothing: one message per push+pull.
 

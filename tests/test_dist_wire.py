@@ -531,3 +531,25 @@ def test_a_given_digest_is_used_instead_of_hashing_and_decode_returns_it():
     stale = push_message(arr + 1, digest=got.digest)
     with pytest.raises(WireError, match="bad_mac"):
         roundtrip(c, stale)
+
+
+def test_a_request_names_where_its_streamed_reply_goes_until_the_stream_starts():
+    from hybridnet.kvstore.dist.errors import KVStoreDistError
+    from hybridnet.kvstore.dist.requests import Requests
+    requests = Requests()
+    first, second = requests.new(1, "pull a"), requests.new(1, "pull b")
+    buf = np.zeros(8, np.uint8)
+    requests.set_sink(first, [buf])
+    assert requests.sink_for(Message(Cmd.PULL, Flag.REPLY, req=first.req)) == [buf]
+    assert requests.sink_for(Message(Cmd.PULL, Flag.REPLY, req=second.req)) is None
+    requests.set_sink(second, [buf])          # too late: its reply already started elsewhere
+    assert second.sink is None
+    assert requests.sink_for(Message(Cmd.PULL, Flag.REPLY, req=999)) is None  # nobody waits
+    done = []
+    requests.when_done(first, done.append)
+    requests.fail_req(first.req, KVStoreDistError("reply rejected; output undefined"))
+    assert done == [first]
+    with pytest.raises(KVStoreDistError, match="output undefined"):
+        first.wait(1)
+    requests.fail_req(first.req, KVStoreDistError("again"))     # no longer waiting: no-op
+    assert str(first.error) == "reply rejected; output undefined"
